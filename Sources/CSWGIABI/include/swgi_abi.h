@@ -1,0 +1,153 @@
+/*
+ * swgi_abi.h: the C ABI between an SWGI host and an SWGI application library.
+ *
+ * The host is mod_swgi (apache/); the application library is a Swift dynamic
+ * library that links SWGIBridge. This header is the only thing the two share:
+ * plain C types, prefixed names, one version number. Neither side sees the
+ * other's Swift types, so applications built against different versions of
+ * SWGI can run in one process (each library carries its own copy of SWGI and
+ * is loaded with RTLD_LOCAL).
+ *
+ * Loading (host side):
+ *   1. dlopen(path, RTLD_NOW | RTLD_LOCAL), in the process that will serve
+ *      requests (an Apache child, never the Apache parent).
+ *   2. dlsym(SWGI_ENTRY_PREFIX NAME), NAME being the entry point
+ *      (default SWGI_DEFAULT_ENTRY, "application").
+ *   3. Call it once; it returns a table that lives as long as the process.
+ *      The host must refuse the table unless abi_version == SWGI_ABI_VERSION
+ *      and size >= sizeof(swgi_app_v1).
+ *
+ * Compatibility: fields are only ever appended to a struct, and each struct
+ * starts with its size as the creator built it, so either side can tell what
+ * the other knows. A change that is not an append bumps SWGI_ABI_VERSION.
+ */
+#ifndef SWGI_ABI_H
+#define SWGI_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SWGI_ABI_VERSION 1u
+
+/* Entry points are exported as SWGI_ENTRY_PREFIX + NAME. */
+#define SWGI_ENTRY_PREFIX "swgi_entry_"
+#define SWGI_DEFAULT_ENTRY "application"
+
+/* A byte string, not NUL-terminated unless said otherwise. */
+typedef struct swgi_bytes {
+    const char *data;
+    size_t len;
+} swgi_bytes;
+
+typedef struct swgi_pair {
+    swgi_bytes name;
+    swgi_bytes value;
+} swgi_pair;
+
+/* Log levels: syslog's numbers, which are also Apache's APLOG_* levels. */
+#define SWGI_LOG_ERR 3
+#define SWGI_LOG_WARNING 4
+#define SWGI_LOG_NOTICE 5
+#define SWGI_LOG_INFO 6
+#define SWGI_LOG_DEBUG 7
+
+/* Results of the host's output callbacks. */
+#define SWGI_OK 0
+/* The client is gone (or output failed for good): produce no more output. */
+#define SWGI_ECLIENT (-1)
+/* The call is not allowed now (for example write before start_response). */
+#define SWGI_ESTATE (-2)
+
+/* Flags in swgi_request_v1.flags. */
+#define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
+#define SWGI_FLAG_MULTIPROCESS 0x2u  /* other requests may run in other processes */
+#define SWGI_FLAG_RUN_ONCE     0x4u  /* the process serves this one request */
+
+/*
+ * What the host offers the application for one request. Every callback
+ * takes the request's `host` pointer first. All of them must be called on the
+ * thread that called handle(), before handle() returns.
+ */
+typedef struct swgi_host_v1 {
+    uint32_t size;
+
+    /*
+     * Reads up to len bytes of the request body into buf (dechunked).
+     * Returns the number of bytes read (> 0), 0 at the end of the body, or
+     * a negative value when the body cannot be read (client gone, timeout,
+     * body over the server's limit); the host logs the cause and, if the
+     * response has not started, answers with the fitting status itself.
+     */
+    int64_t (*read)(void *host, char *buf, size_t len);
+
+    /*
+     * Sets the response status and headers. The application side has
+     * validated them (three-digit status with a reason, header names are
+     * tokens, values have no control characters, no hop-by-hop headers).
+     * The host copies everything before returning. Nothing is sent yet:
+     * status and headers leave with the first write or with the end of the
+     * response. Returns SWGI_OK or SWGI_ESTATE (called twice).
+     */
+    int (*start_response)(void *host, int status, swgi_bytes status_line,
+                          const swgi_pair *headers, size_t nheaders);
+
+    /*
+     * Sends len bytes of body. The host copies or sends them before
+     * returning: the memory may be reused afterwards. flush != 0 asks that
+     * the bytes be on the wire before the call returns (streaming); flush ==
+     * 0 lets the host gather small writes until the end of the response.
+     * Returns SWGI_OK, SWGI_ECLIENT (client gone: stop producing output), or
+     * SWGI_ESTATE (no start_response yet).
+     */
+    int (*write)(void *host, const char *data, size_t len, int flush);
+
+    /* Logs one line (no trailing newline needed) attributed to the request. */
+    void (*log)(void *host, int level, const char *message, size_t len);
+} swgi_host_v1;
+
+/* One request, as the host hands it to the application. */
+typedef struct swgi_request_v1 {
+    uint32_t size;
+    uint32_t flags;                 /* SWGI_FLAG_* */
+    void *host;                     /* first argument of every callback */
+    const swgi_host_v1 *callbacks;
+    /*
+     * The CGI environment (REQUEST_METHOD, PATH_INFO, HTTP_*, ...) and the
+     * host's own keys (mod_swgi.*), in the host's order. Names are ASCII;
+     * values are the request's bytes, which need not be valid UTF-8.
+     * Valid until handle() returns.
+     */
+    const swgi_pair *environ;
+    size_t environ_count;
+} swgi_request_v1;
+
+/*
+ * Values handle() returns. SWGI_DONE: the response is complete (the host
+ * ends it). Any other value is an HTTP status: the request failed and the
+ * application side has logged why; if the host has sent nothing yet it
+ * answers with that status, otherwise it cuts the connection so that the
+ * client can tell the response is incomplete.
+ */
+#define SWGI_DONE 0
+
+typedef struct swgi_app_v1 {
+    uint32_t abi_version;           /* SWGI_ABI_VERSION */
+    uint32_t size;                  /* sizeof(swgi_app_v1) */
+    const char *swgi_version;       /* the SWGI library version, NUL-terminated */
+    void *context;                  /* passed back to handle() */
+    /* Serves one request; may be called on many threads at once. */
+    int (*handle)(void *context, const swgi_request_v1 *request);
+} swgi_app_v1;
+
+/* The type of an exported entry point. */
+typedef const swgi_app_v1 *(*swgi_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWGI_ABI_H */

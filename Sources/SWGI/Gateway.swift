@@ -1,0 +1,191 @@
+/// Log levels, with syslog's numbers (which are also Apache's).
+public enum LogLevel: Int, Sendable, Comparable {
+    case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Where a server puts a response: the I/O half of a server, which
+/// ``Gateway`` drives. The Apache bridge, the test client and the standalone
+/// server each implement it.
+public protocol ResponseTransport: AnyObject {
+    /// Sends (or queues) the status line and headers. Called once, before any body byte.
+    func sendHead(_ head: ResponseHead) throws
+    /// Sends body bytes, valid only during the call. `flush` asks for them to
+    /// be on the wire before returning. Throws an ``SWGIError`` with code
+    /// `.clientDisconnected` when the client is gone.
+    func sendBody(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws
+}
+
+/// How serving one request ended.
+public enum GatewayOutcome: Equatable, Sendable {
+    /// The whole response was handed to the transport.
+    case completed
+    /// The client went away; the application was stopped and closed.
+    case clientDisconnected
+    /// The application (or its response) failed; the cause is logged. If
+    /// `headersSent` is false the server answers `status`, else it must cut
+    /// the connection so the client can tell the response is incomplete.
+    case failed(status: Int, headersSent: Bool)
+}
+
+/// Runs an application for one request, the way PEP 3333 asks a server to
+/// (wsgiref's `BaseHandler.run`): call the application, send the head with
+/// the first non-empty chunk (or at the end), send each chunk before asking
+/// for the next, enforce `Content-Length`, turn failures into a 500 if
+/// nothing was sent yet, and call the body's `close()` exactly once.
+public enum Gateway {
+    /// - Parameters:
+    ///   - name: names the application in log lines (its file, for mod_swgi).
+    ///   - log: receives the lines that explain failures.
+    public static func run<A: Application, T: ResponseTransport>(
+        _ app: A, environ: Environ, transport: T, name: String,
+        log: @escaping (LogLevel, String) -> Void
+    ) -> GatewayOutcome {
+        let response = Response(transport: transport, name: name, isHead: environ.requestMethod == "HEAD", log: log)
+        let startResponse = StartResponse { status, headers, excInfo in
+            try response.start(status, headers, excInfo)
+        }
+        var body: Body?
+        let outcome: GatewayOutcome
+        do {
+            let returned = try app(environ, startResponse)
+            body = returned
+            try response.drain(returned)
+            try response.finish()
+            outcome = .completed
+        } catch {
+            outcome = response.failure(error)
+        }
+        body?.close()
+        response.ended = true
+        environ.errors.flush()
+        return outcome
+    }
+}
+
+/// The state of one response: what was started, what was sent.
+final class Response<T: ResponseTransport> {
+    let transport: T
+    let name: String
+    let isHead: Bool
+    let log: (LogLevel, String) -> Void
+    var head: ResponseHead?
+    var headSent = false
+    var sent = 0
+    var knownLength: Int?
+    var clientGone = false
+    var ended = false
+
+    init(transport: T, name: String, isHead: Bool, log: @escaping (LogLevel, String) -> Void) {
+        self.transport = transport
+        self.name = name
+        self.isHead = isHead
+        self.log = log
+    }
+
+    func start(_ status: String, _ headers: [(String, String)], _ excInfo: (any Error)?) throws -> Writer {
+        if head != nil {
+            guard let excInfo else {
+                throw SWGIError(.startResponseTwice, "startResponse was called a second time without excInfo")
+            }
+            if headSent { throw excInfo }
+        }
+        head = try ResponseHead(status: status, headers: headers)
+        return Writer { chunk in _ = try self.write(chunk, flush: true) }
+    }
+
+    /// Sends every chunk of `body`, each before the next is asked for.
+    func drain(_ body: Body) throws {
+        let streaming: Bool
+        if let ready = body.readyChunks {
+            knownLength = ready.reduce(0) { $0 + $1.count }
+            streaming = false
+        } else {
+            streaming = true
+        }
+        var chunks = body.makeIterator()
+        while let chunk = try chunks.next() {
+            guard try write(chunk, flush: streaming) else { break }
+        }
+    }
+
+    /// Sends one chunk. Returns false when the declared `Content-Length` is
+    /// exhausted and the rest of the body should not be asked for.
+    func write(_ chunk: Chunk, flush: Bool) throws -> Bool {
+        if ended {
+            throw SWGIError(.responseNotStarted, "write called after the response ended")
+        }
+        guard let head else {
+            throw SWGIError(.responseNotStarted, "the application produced body bytes before calling startResponse")
+        }
+        if clientGone {
+            throw SWGIError(.clientDisconnected, "the client has disconnected")
+        }
+        if chunk.isEmpty { return true }
+        try sendHeadIfNeeded()
+        var count = chunk.count
+        if let limit = head.contentLength, sent + count > limit {
+            count = limit - sent
+            log(.error, "SWGI application \(name) returned more bytes than its Content-Length of \(limit); the response was cut at \(limit) bytes")
+        }
+        if count > 0 {
+            try chunk.withUnsafeBytes { raw in
+                try send(UnsafeRawBufferPointer(rebasing: raw[0..<count]), flush: flush)
+            }
+            sent += count
+        }
+        return count == chunk.count
+    }
+
+    /// Ends the response: sends the head if the body was empty, checks the length.
+    func finish() throws {
+        guard let head else {
+            throw SWGIError(.responseNotStarted, "the application returned without calling startResponse")
+        }
+        try sendHeadIfNeeded()
+        if let limit = head.contentLength, sent < limit, head.allowsBody, !isHead {
+            throw SWGIError(.contentLengthMismatch, "the application returned \(sent) bytes, fewer than its Content-Length of \(limit)")
+        }
+    }
+
+    func failure(_ error: any Error) -> GatewayOutcome {
+        let swgiError = error as? SWGIError
+        if clientGone || swgiError?.code == .clientDisconnected {
+            log(.info, "SWGI application \(name): the client disconnected before the response was complete")
+            return .clientDisconnected
+        }
+        let cause = swgiError?.message ?? String(reflecting: error)
+        if swgiError?.code == .inputFailed {
+            log(.info, "SWGI application \(name) stopped: \(cause)")
+        } else if headSent {
+            log(.error, "SWGI application \(name) failed after the response started (connection cut): \(cause)")
+        } else {
+            log(.error, "SWGI application \(name) failed: \(cause)")
+        }
+        return .failed(status: 500, headersSent: headSent)
+    }
+
+    private func sendHeadIfNeeded() throws {
+        guard !headSent, var head else { return }
+        if head.contentLength == nil, let knownLength, head.allowsBody {
+            head.headers.append(("Content-Length", String(knownLength)))
+        }
+        headSent = true
+        do {
+            try transport.sendHead(head)
+        } catch {
+            clientGone = true
+            throw error
+        }
+    }
+
+    private func send(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws {
+        do {
+            try transport.sendBody(bytes, flush: flush)
+        } catch {
+            clientGone = true
+            throw error
+        }
+    }
+}

@@ -1,0 +1,149 @@
+/// Where a ``RequestInput`` gets its bytes: the server side of `swgi.input`.
+public protocol InputSource: AnyObject {
+    /// Reads up to `buffer.count` bytes of the request body into `buffer`.
+    /// Returns the count read, 0 at the end of the body. Throws when the body
+    /// cannot be read (an ``SWGIError`` with code `.inputFailed`).
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+/// `swgi.input`: the request body, streamed from the client as it is read.
+/// It never yields more than the body (the server stops at `CONTENT_LENGTH`,
+/// or at the end of a chunked body).
+///
+/// ```swift
+/// let body = try environ.input.read()        // all of it
+/// let first = try environ.input.read(1024)   // up to 1024 bytes
+/// while let line = try environ.input.readLine() { ... }
+/// for line in environ.input { ... }          // lines; see `error`
+/// ```
+public final class RequestInput: Sequence {
+    private let source: any InputSource
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var atEnd = false
+    /// The error that ended reading, if one did. Once set, every read throws it.
+    public private(set) var error: (any Error)?
+
+    /// How much is read from the source at a time.
+    public static let blockSize = 64 * 1024
+
+    public init(source: any InputSource) {
+        self.source = source
+    }
+
+    /// An input over bytes in memory (tests, and servers that hold the body).
+    public convenience init(bytes: [UInt8]) {
+        self.init(source: BytesSource(bytes))
+    }
+
+    /// Reads `count` bytes, fewer only at the end of the body; all the rest
+    /// when `count` is `nil`. Returns an empty array at the end.
+    public func read(_ count: Int? = nil) throws -> [UInt8] {
+        var out: [UInt8] = []
+        let want = count ?? Int.max
+        if want <= 0 { return out }
+        let buffered = buffer.count - start
+        if buffered > 0 {
+            let n = Swift.min(buffered, want)
+            out.append(contentsOf: buffer[start..<(start + n)])
+            consume(n)
+        }
+        while out.count < want, try fill(max: want - out.count) {
+            let n = Swift.min(buffer.count - start, want - out.count)
+            out.append(contentsOf: buffer[start..<(start + n)])
+            consume(n)
+        }
+        return out
+    }
+
+    /// Reads one line, with its `\n`; the last line may lack it. `nil` at the
+    /// end of the body. `limit` caps the line's length (the rest stays for the
+    /// next read).
+    public func readLine(limit: Int? = nil) throws -> [UInt8]? {
+        let cap = limit ?? Int.max
+        var searched = 0  // bytes after `start` known to hold no newline
+        while true {
+            let available = buffer.count - start
+            let window = Swift.min(available, cap)
+            if let nl = buffer[(start + searched)..<(start + window)].firstIndex(of: UInt8(ascii: "\n")) {
+                return take(nl - start + 1)
+            }
+            if available >= cap { return take(cap) }
+            searched = window
+            guard try fill(max: Self.blockSize) else {
+                return available > 0 ? take(available) : nil
+            }
+        }
+    }
+
+    /// All remaining lines.
+    public func readLines() throws -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        while let line = try readLine() { lines.append(line) }
+        return lines
+    }
+
+    /// Lines, as ``readLine(limit:)`` gives them. A read error ends the
+    /// iteration; it is kept in ``error`` and thrown by the next read.
+    public func makeIterator() -> AnyIterator<[UInt8]> {
+        AnyIterator { [self] in (try? self.readLine()) ?? nil }
+    }
+
+    private func take(_ n: Int) -> [UInt8] {
+        let line = Array(buffer[start..<(start + n)])
+        consume(n)
+        return line
+    }
+
+    private func consume(_ n: Int) {
+        start += n
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+    }
+
+    /// Appends up to `max` (at most a block) more bytes to the buffer.
+    /// Returns false at the end of the body.
+    private func fill(max: Int) throws -> Bool {
+        if let error { throw error }
+        if atEnd { return false }
+        if start > 0 {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        let want = Swift.min(max, Self.blockSize)
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: want))
+        let n: Int
+        do {
+            n = try buffer.withUnsafeMutableBytes { raw in
+                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]))
+            }
+        } catch {
+            buffer.removeSubrange(old...)
+            self.error = error
+            throw error
+        }
+        buffer.removeSubrange((old + n)...)
+        if n == 0 { atEnd = true }
+        return n > 0
+    }
+}
+
+/// An ``InputSource`` over bytes in memory.
+public final class BytesSource: InputSource {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = Swift.min(buffer.count, bytes.count - offset)
+        if n > 0 {
+            bytes[offset..<(offset + n)].withUnsafeBytes { buffer.copyMemory(from: $0) }
+            offset += n
+        }
+        return n
+    }
+}

@@ -1,0 +1,163 @@
+/// The `start_response` of PEP 3333: sets the response's status and headers.
+///
+/// ```swift
+/// try startResponse("404 Not Found", [("Content-Type", "text/plain")])
+/// ```
+///
+/// The server's implementation validates (see ``ResponseHead``) and sends
+/// nothing yet: the head leaves with the first non-empty chunk or when the
+/// body ends. A second call throws, unless it carries the error that caused
+/// it (`excInfo`) and nothing has been sent yet; then it replaces the first.
+/// If the head was already sent, a call with `excInfo` rethrows that error.
+///
+/// It returns a ``Writer`` for applications that push bytes instead of
+/// returning them.
+///
+/// Middleware builds its own with ``init(_:)`` to see or change what the
+/// inner application starts.
+public struct StartResponse {
+    public typealias Function = (_ status: String, _ headers: [(String, String)], _ excInfo: (any Error)?) throws -> Writer
+
+    private let function: Function
+
+    public init(_ function: @escaping Function) {
+        self.function = function
+    }
+
+    @discardableResult
+    public func callAsFunction(_ status: String, _ headers: [(String, String)], excInfo: (any Error)? = nil) throws -> Writer {
+        try function(status, headers, excInfo)
+    }
+}
+
+/// The `write` callable that ``StartResponse`` returns: each call sends its
+/// bytes to the client before it returns. Throws when the client is gone.
+public struct Writer {
+    private let function: (Chunk) throws -> Void
+
+    public init(_ function: @escaping (Chunk) throws -> Void) {
+        self.function = function
+    }
+
+    public func callAsFunction(_ chunk: Chunk) throws {
+        try function(chunk)
+    }
+}
+
+/// A validated status and header list.
+///
+/// The rules (PEP 3333's, which keep responses from being split or forged):
+/// - status: three digits (100-999), one space, a reason phrase of visible
+///   characters and spaces;
+/// - header names: HTTP tokens, not `Status`, not hop-by-hop (`Connection`,
+///   `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+///   `Trailer`, `Trailers`, `Transfer-Encoding`, `Upgrade`);
+/// - header values: no CR, LF, NUL or other control character except tab;
+/// - `Content-Length`: digits only.
+public struct ResponseHead: Sendable {
+    public let status: Int
+    public let statusLine: String
+    public var headers: [(String, String)]
+    /// The declared `Content-Length`, if any.
+    public let contentLength: Int?
+
+    public init(status statusLine: String, headers: [(String, String)]) throws {
+        status = try Self.parseStatus(statusLine)
+        self.statusLine = statusLine
+        var length: Int?
+        for (name, value) in headers {
+            try Self.validateHeader(name: name, value: value)
+            if Self.equalsIgnoringCase(name, "content-length") {
+                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                      let n = Int(value) else {
+                    throw SWGIError(.invalidHeader, "invalid Content-Length value \(Self.quoted(value))")
+                }
+                if let length, length != n {
+                    throw SWGIError(.invalidHeader, "conflicting Content-Length headers")
+                }
+                length = n
+            }
+        }
+        self.headers = headers
+        self.contentLength = length
+    }
+
+    /// Whether a response with this status may carry a body.
+    public var allowsBody: Bool {
+        !(status < 200 || status == 204 || status == 304)
+    }
+
+    /// The first value of a header (case-insensitive name).
+    public func value(of name: String) -> String? {
+        headers.first(where: { Self.equalsIgnoringCase($0.0, name) })?.1
+    }
+
+    static func parseStatus(_ status: String) throws -> Int {
+        let u = Array(status.utf8)
+        guard u.count >= 5, u[3] == UInt8(ascii: " "),
+              u[0...2].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), u[0] != 0x30 else {
+            throw SWGIError(.invalidStatus, "invalid status \(quoted(status)): expected a three-digit code, a space and a reason, like \"200 OK\"")
+        }
+        for c in u[4...] where c < 0x20 || c == 0x7F {
+            throw SWGIError(.invalidStatus, "invalid status \(quoted(status)): control character in the reason")
+        }
+        return Int(u[0] - 0x30) * 100 + Int(u[1] - 0x30) * 10 + Int(u[2] - 0x30)
+    }
+
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    ]
+
+    static func validateHeader(name: String, value: String) throws {
+        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+            throw SWGIError(.invalidHeader, "invalid header name \(quoted(name))")
+        }
+        let lower = name.lowercased()
+        if hopByHop.contains(lower) {
+            throw SWGIError(.invalidHeader, "hop-by-hop header \(quoted(name)) is the server's to set, not the application's")
+        }
+        if lower == "status" {
+            throw SWGIError(.invalidHeader, "header \"Status\" is not allowed: pass the status to startResponse")
+        }
+        for c in value.utf8 where (c < 0x20 && c != 0x09) || c == 0x7F {
+            throw SWGIError(.invalidHeader, "invalid value for header \(quoted(name)): control character \(hex(c)) (CR, LF and other control characters are not allowed)")
+        }
+    }
+
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(c)
+        }
+    }
+
+    static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { x, y in
+            (x | 0x20) == (y | 0x20) && ((x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A || x == y)
+        }
+    }
+
+    /// A string in quotes with control characters escaped, safe for a log line.
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                out += "\\x" + hex(UInt8(scalar.value)).dropFirst(2)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func hex(_ c: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return "0x" + String(digits[Int(c >> 4)]) + String(digits[Int(c & 15)])
+    }
+}

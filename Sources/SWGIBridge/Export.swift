@@ -1,0 +1,114 @@
+internal import CSWGIABI
+@_exported public import SWGI
+
+/// Makes `app` servable by mod_swgi (and by any host of the SWGI C ABI).
+///
+/// An application library exports each application from one entry point,
+/// named `swgi_entry_` + the name `SWGIEntryPoint` selects (`application`
+/// unless configured otherwise):
+///
+/// ```swift
+/// import SWGIBridge
+///
+/// @c(swgi_entry_application)
+/// public func entry() -> UnsafeRawPointer { exportApplication(Hello()) }
+/// ```
+///
+/// The host calls the entry point once per process and keeps the table it
+/// returns for the life of the process; the application is retained for as
+/// long.
+public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
+    // Retained here, for the life of the process: the table is never freed.
+    let box = Unmanaged.passRetained(ApplicationBox { request in serve(app, request) })
+    let table = UnsafeMutablePointer<swgi_app_v1>.allocate(capacity: 1)
+    table.initialize(to: swgi_app_v1(
+        abi_version: SWGI_ABI_VERSION,
+        size: UInt32(MemoryLayout<swgi_app_v1>.size),
+        swgi_version: libraryVersionCString,
+        context: box.toOpaque(),
+        handle: handleRequest
+    ))
+    return UnsafeRawPointer(table)
+}
+
+/// The application, typed away behind the one closure the C entry calls.
+final class ApplicationBox: Sendable {
+    let serve: @Sendable (UnsafePointer<swgi_request_v1>) -> Int32
+
+    init(serve: @escaping @Sendable (UnsafePointer<swgi_request_v1>) -> Int32) {
+        self.serve = serve
+    }
+}
+
+/// `swgi_app_v1.handle`: `context` is the box passed retained by
+/// exportApplication, borrowed here (never released).
+private let handleRequest: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<swgi_request_v1>?) -> Int32 = {
+    context, request in
+    guard let context, let request else { return 500 }
+    return Unmanaged<ApplicationBox>.fromOpaque(context).takeUnretainedValue().serve(request)
+}
+
+// Written once, never mutated or freed: safe to share across threads.
+nonisolated(unsafe) private let libraryVersionCString: UnsafePointer<CChar> = {
+    let utf8 = Array(SWGI.libraryVersion.utf8CString)
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+    p.initialize(from: utf8, count: utf8.count)
+    return UnsafePointer(p)
+}()
+
+/// Serves one request: the environ from the host's pairs, the response
+/// through the host's callbacks, and the outcome as the ABI's return value.
+func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+    let req = request.pointee
+    guard let callbacks = req.callbacks else { return 500 }
+    let host = HostConnection(host: req.host, callbacks: callbacks)
+    let environ = makeEnviron(req, host: host)
+    let name = environ["mod_swgi.application_path"] ?? "(unnamed)"
+    let outcome = Gateway.run(app, environ: environ, transport: host, name: name) { level, message in
+        host.log(level, message)
+    }
+    switch outcome {
+    case .completed, .clientDisconnected:
+        return SWGI_DONE
+    case .failed(let status, _):
+        return Int32(status)
+    }
+}
+
+func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
+    var variables = [String: String](minimumCapacity: req.environ_count)
+    var undecodable: [(String, UnsafeRawBufferPointer)] = []
+    if let pairs = req.environ {
+        for i in 0..<req.environ_count {
+            let pair = pairs[i]
+            let name = String(decoding: pair.name.buffer, as: UTF8.self)
+            let value = pair.value.buffer
+            if let s = String(validating: value.bindMemory(to: UInt8.self), as: UTF8.self) {
+                variables[name] = s
+            } else {
+                undecodable.append((name, value))
+            }
+        }
+    }
+    var environ = Environ(
+        variables: variables,
+        input: RequestInput(source: host),
+        errors: ErrorStream { host.log(.error, $0) },
+        multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
+        multiprocess: req.flags & SWGI_FLAG_MULTIPROCESS != 0,
+        runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0
+    )
+    for (name, bytes) in undecodable {
+        environ.set(name, bytes: bytes)
+    }
+    if environ["HTTPS"] != nil {
+        environ.urlScheme = Environ.scheme(https: environ["HTTPS"])
+    }
+    return environ
+}
+
+extension swgi_bytes {
+    var buffer: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : len)
+    }
+}

@@ -1,0 +1,175 @@
+// Applications for the integration tests: one library, several entry points
+// (which also exercises SWGIEntryPoint and entry=NAME).
+import SWGIBridge
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Reads the body in blocks and answers its length and a checksum, with the
+/// process's memory growth: proof that the body is streamed, not held.
+struct Echo: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let before = residentKiB()
+        var total = 0
+        var sum: UInt32 = 0
+        while true {
+            let block = try environ.input.read(64 * 1024)
+            if block.isEmpty { break }
+            total += block.count
+            for b in block { sum = sum &* 31 &+ UInt32(b) }
+        }
+        let growth = max(0, residentKiB() - before)
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return ["bytes=\(total) sum=\(sum) growth_kib=\(growth)\n"]
+    }
+}
+
+/// Sends the body back, line by line through readLine (for small bodies).
+struct Lines: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        var lines: [Chunk] = []
+        while let line = try environ.input.readLine() {
+            lines.append(Chunk("[\(line.count)]"))
+        }
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return Body(lines + ["\n"])
+    }
+}
+
+/// ?n=COUNT&delay=MS&id=ID: COUNT chunks, a pause before each after the
+/// first; logs "stream ID closed" when closed.
+struct Stream: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let query = environ.query
+        let count = Int(query["n"] ?? "") ?? 5
+        let delay = Int(query["delay"] ?? "") ?? 0
+        let id = query["id"] ?? "-"
+        let errors = environ.errors
+        var i = 0
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return Body(next: {
+            guard i < count else { return nil }
+            if i > 0 && delay > 0 { usleep(UInt32(delay) * 1000) }
+            i += 1
+            return "chunk \(i)\n"
+        }, onClose: {
+            errors.writeLine("stream \(id) closed after \(i) chunks")
+        })
+    }
+}
+
+/// ?how=...: each a way for an application to get its response wrong.
+struct Misbehave: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let how = environ.query["how"] ?? ""
+        let errors = environ.errors
+        let closed = { errors.writeLine("misbehave \(how) closed") }
+        let text = [("Content-Type", "text/plain")]
+        switch how {
+        case "throw-before":
+            throw Failure(description: "boom before headers")
+        case "throw-after":
+            try startResponse("200 OK", text)
+            var n = 0
+            return Body(next: {
+                n += 1
+                if n == 1 { return "partial\n" }
+                throw Failure(description: "boom after headers")
+            }, onClose: closed)
+        case "bad-status":
+            try startResponse("200OK", text)
+        case "crlf-header":
+            try startResponse("200 OK", text + [("X-Injected", "a\r\nSet-Cookie: evil=1")])
+        case "ctl-header":
+            try startResponse("200 OK", text + [("X-Bell", "ring\u{07}")])
+        case "hop-header":
+            try startResponse("200 OK", text + [("Connection", "close")])
+        case "bad-name":
+            try startResponse("200 OK", text + [("Bad Name", "x")])
+        case "twice":
+            try startResponse("200 OK", text)
+            try startResponse("201 Created", text)
+        case "exc-info":
+            try startResponse("200 OK", text)
+            try startResponse("503 Service Unavailable", text, excInfo: Failure(description: "changed mind"))
+            return ["replaced\n"]
+        case "no-start":
+            return Body(["no start\n"], onClose: closed)
+        case "long":
+            try startResponse("200 OK", text + [("Content-Length", "5")])
+            return Body(["0123456789"], onClose: closed)
+        case "short":
+            try startResponse("200 OK", text + [("Content-Length", "10")])
+            return Body(next: { nil }, onClose: closed)
+        case "short-streamed":
+            try startResponse("200 OK", text + [("Content-Length", "10")])
+            var sent = false
+            return Body(next: {
+                if sent { return nil }
+                sent = true
+                return "01234"
+            }, onClose: closed)
+        default:
+            try startResponse("400 Bad Request", text)
+            return ["unknown how\n"]
+        }
+        return Body(["unreachable\n"], onClose: closed)
+    }
+}
+
+/// ?status=NNN: that status, with a body the server must drop for 204/304.
+struct Status: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let code = environ.query["status"] ?? "200"
+        let reasons = ["200": "OK", "204": "No Content", "304": "Not Modified", "404": "Not Found", "201": "Created"]
+        try startResponse("\(code) \(reasons[code] ?? "Other")", [("Content-Type", "text/plain"), ("X-Status", code)])
+        return ["body for \(code)\n"]
+    }
+}
+
+/// Writes through the imperative write() and through swgi.errors.
+struct Writes: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let write = try startResponse("200 OK", [("Content-Type", "text/plain")])
+        try write("one\n")
+        try write("two\n")
+        var log = environ.errors
+        print("note from the application", to: &log)
+        environ.errors.write("unterminated last line")
+        return ["three\n"]
+    }
+}
+
+/// Reports the SWGI library it was built with (the version-skew test).
+struct Version: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return ["\(SWGI.libraryVersion) \(MemoryLayout<Environ>.size)\n"]
+    }
+}
+
+func residentKiB() -> Int {
+    guard let f = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("VmRSS:") {
+            return Int(text.dropFirst(6).filter { $0.isNumber }) ?? 0
+        }
+    }
+    return 0
+}
+
+@c(swgi_entry_echo) public func echo() -> UnsafeRawPointer { exportApplication(Echo()) }
+@c(swgi_entry_lines) public func lines() -> UnsafeRawPointer { exportApplication(Lines()) }
+@c(swgi_entry_stream) public func stream() -> UnsafeRawPointer { exportApplication(Stream()) }
+@c(swgi_entry_misbehave) public func misbehave() -> UnsafeRawPointer { exportApplication(Misbehave()) }
+@c(swgi_entry_status) public func status() -> UnsafeRawPointer { exportApplication(Status()) }
+@c(swgi_entry_writes) public func writes() -> UnsafeRawPointer { exportApplication(Writes()) }
+@c(swgi_entry_version) public func version() -> UnsafeRawPointer { exportApplication(Version()) }

@@ -1,0 +1,138 @@
+"""A real, private Apache httpd for the integration tests.
+
+Each instance has its own ServerRoot (a temporary folder), configuration
+generated from apache/conf/httpd.conf.in, a free port on 127.0.0.1 and its
+own logs; it is started with `apache2 -k start` and stopped by the PID in its
+PidFile. Application libraries are copied into ROOT/apps, so that Apache's
+children (www-data, when started as root) can read them wherever the
+checkout lives.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TEMPLATE = os.path.join(REPO, "apache", "conf", "httpd.conf.in")
+APACHE = shutil.which("apache2") or shutil.which("httpd") or "/usr/sbin/apache2"
+
+
+def apxs_query(name):
+    return subprocess.check_output(["apxs", "-q", name], text=True).strip()
+
+
+MODDIR = apxs_query("LIBEXECDIR")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Apache:
+    def __init__(self, module, mpm="event", site="", apps=None, modules=(),
+                 loglevel="warn swgi:info", files=None):
+        self.mpm = mpm
+        self.root = tempfile.mkdtemp(prefix="swgi-%s-" % mpm)
+        os.chmod(self.root, 0o755)
+        for d in ("run", "logs", "htdocs", "apps", "conf"):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        for name, path in (apps or {}).items():
+            shutil.copy(path, os.path.join(self.root, "apps", name))
+        for rel, content in (files or {}).items():
+            path = os.path.join(self.root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(path, mode) as f:
+                f.write(content)
+        self.port = free_port()
+        user = "User www-data\nGroup www-data" if os.geteuid() == 0 else ""
+        loads = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, MODDIR, m)
+                        for m in modules)
+        with open(TEMPLATE) as f:
+            conf = f.read()
+        for key, value in {"ROOT": self.root, "PORT": str(self.port), "MPM": mpm,
+                           "MODDIR": MODDIR, "MODULE": module, "USER": user,
+                           "LOGLEVEL": loglevel}.items():
+            conf = conf.replace("@%s@" % key, value)
+        self.conf = os.path.join(self.root, "conf", "httpd.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        with open(os.path.join(self.root, "conf", "site.conf"), "w") as f:
+            f.write(loads + site.replace("@ROOT@", self.root).replace("@PORT@", str(self.port)))
+        self.pid = None
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def apachectl(self, *args):
+        return subprocess.run([APACHE, "-d", self.root, "-f", self.conf] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def start(self):
+        result = self.apachectl("-k", "start")
+        if result.returncode != 0:
+            raise RuntimeError("apache failed to start:\n%s%s\n%s" % (
+                result.stdout, result.stderr, self.error_log()))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with open(self.path("run", "httpd.pid")) as f:
+                    self.pid = int(f.read().strip())
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError("apache did not come up:\n" + self.error_log())
+
+    def stop(self):
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            self.pid = None
+            return
+        deadline = time.time() + 20
+        while time.time() < deadline and os.path.exists("/proc/%d" % self.pid):
+            time.sleep(0.05)
+        if os.path.exists("/proc/%d" % self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
+
+    def children(self):
+        """PIDs of the Apache children (the parent's direct children)."""
+        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def error_log(self):
+        try:
+            with open(self.path("logs", "error.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.path("logs", "error.log"))
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset, wait_for=None, timeout=5.0):
+        """Error-log text written after `offset`; waits until `wait_for` shows up."""
+        deadline = time.time() + timeout
+        while True:
+            with open(self.path("logs", "error.log"), "rb") as f:
+                f.seek(offset)
+                text = f.read().decode("utf-8", "replace")
+            if wait_for is None or wait_for in text or time.time() > deadline:
+                return text
+            time.sleep(0.05)

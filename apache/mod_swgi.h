@@ -1,0 +1,73 @@
+/*
+ * mod_swgi.h: what the files of mod_swgi share.
+ *
+ * mod_swgi.c      module record, hooks
+ * swgi_config.c   directives, per-server and per-directory configuration
+ * swgi_loader.c   loading application libraries in each child
+ * swgi_handler.c  the swgi-app handler: environ, body, response
+ */
+#ifndef MOD_SWGI_H
+#define MOD_SWGI_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_regex.h"
+#include "apr_tables.h"
+
+#include "swgi_abi.h"
+
+#define MOD_SWGI_VERSION "0.1.0"
+
+/* The handler name, for SetHandler/AddHandler and set by the aliases. */
+#define SWGI_HANDLER_NAME "swgi-app"
+
+#define SWGI_UNSET (-1)
+
+extern module AP_MODULE_DECLARE_DATA swgi_module;
+
+/* One SWGIAppAlias or SWGIAppAliasMatch. */
+typedef struct {
+    const char *prefix;     /* URL-path without trailing slash ("" for "/"), or NULL */
+    ap_regex_t *regex;      /* for SWGIAppAliasMatch, or NULL */
+    const char *target;     /* file path; may hold $N for a regex */
+    const char *entry;      /* entry=NAME, or NULL */
+} swgi_alias_t;
+
+typedef struct {
+    apr_array_header_t *aliases;    /* swgi_alias_t, this server's first */
+} swgi_server_conf_t;
+
+typedef struct {
+    const char *entry_point;        /* SWGIEntryPoint, NULL when unset */
+    int pass_authorization;         /* SWGIPassAuthorization, SWGI_UNSET */
+    int chunked_request;            /* SWGIChunkedRequest, SWGI_UNSET */
+} swgi_dir_conf_t;
+
+/* Set on a request that an alias matched (request_config). */
+typedef struct {
+    const char *app_path;
+    const char *entry;              /* from entry=NAME, or NULL */
+} swgi_request_conf_t;
+
+/* swgi_config.c */
+extern const command_rec swgi_cmds[];
+void *swgi_create_server_config(apr_pool_t *p, server_rec *s);
+void *swgi_merge_server_config(apr_pool_t *p, void *basev, void *addv);
+void *swgi_create_dir_config(apr_pool_t *p, char *dir);
+void *swgi_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
+/* Finds the alias that maps r->uri; fills r->filename and the request config. */
+int swgi_translate_name(request_rec *r);
+
+/* swgi_loader.c */
+void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
+/* The application table for (path, entry), loading it on first use in this
+ * process. NULL, with one error-log line naming the file and the reason, if
+ * it cannot be had. */
+const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry);
+
+/* swgi_handler.c */
+void swgi_handler_child_init(apr_pool_t *p, server_rec *s);
+int swgi_handler(request_rec *r);
+
+#endif /* MOD_SWGI_H */

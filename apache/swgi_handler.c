@@ -1,0 +1,432 @@
+/*
+ * swgi_handler.c: the swgi-app handler.
+ *
+ * Builds the environ the way mod_wsgi does (Apache's CGI variables plus the
+ * same adjustments), hands the request to the application through the C ABI
+ * (swgi_abi.h), and streams what it returns through one bucket brigade.
+ */
+#include "mod_swgi.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "util_script.h"
+#include "ap_mpm.h"
+#include "mod_ssl.h"
+
+#include "apr_strings.h"
+#include "apr_buckets.h"
+
+APLOG_USE_MODULE(swgi);
+
+/* Writes at least this big are passed on at once instead of gathered. */
+#define SWGI_GATHER_LIMIT 8192
+
+/* The state of one request, the `host` pointer of the ABI's callbacks. */
+typedef struct {
+    request_rec *r;
+    apr_bucket_brigade *bb;         /* output, made once per request */
+    apr_bucket_brigade *in;         /* input */
+    int started;                    /* start_response was called */
+    int passed;                     /* output reached the filters: headers are out */
+    int input_done;                 /* the request body's EOS was seen */
+    int input_status;               /* HTTP status of a failed body read, or 0 */
+    int client_gone;
+} swgi_host_t;
+
+static uint32_t mpm_flags;
+static APR_OPTIONAL_FN_TYPE(ssl_is_https) *is_https;
+
+void swgi_handler_child_init(apr_pool_t *p, server_rec *s)
+{
+    int threaded = AP_MPMQ_NOT_SUPPORTED, forked = AP_MPMQ_NOT_SUPPORTED;
+    int max_threads = 0, max_daemons = 0;
+
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &max_threads);
+    ap_mpm_query(AP_MPMQ_IS_FORKED, &forked);
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &max_daemons);
+    mpm_flags = 0;
+    if (threaded != AP_MPMQ_NOT_SUPPORTED && max_threads > 1) {
+        mpm_flags |= SWGI_FLAG_MULTITHREAD;
+    }
+    if (forked != AP_MPMQ_NOT_SUPPORTED && max_daemons > 1) {
+        mpm_flags |= SWGI_FLAG_MULTIPROCESS;
+    }
+    is_https = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
+}
+
+/* --- the environ ------------------------------------------------------- */
+
+static void collapse_slashes(request_rec *r, const char *name)
+{
+    const char *value = apr_table_get(r->subprocess_env, name);
+
+    if (value && strstr(value, "//")) {
+        char *copy = apr_pstrdup(r->pool, value);
+        ap_no2slash(copy);
+        apr_table_setn(r->subprocess_env, name, copy);
+    }
+}
+
+/*
+ * Fills r->subprocess_env as mod_wsgi does for the same request: Apache's
+ * CGI variables (which already leave out Authorization and Proxy, the
+ * httpoxy header), Authorization only when allowed, SCRIPT_NAME and
+ * PATH_INFO always present with repeated slashes collapsed, HTTPS=1 under
+ * SSL, HEAD seen as GET when an output filter needs the whole body.
+ */
+static void build_environ(request_rec *r, swgi_dir_conf_t *dconf,
+                          const char *app_path, const char *entry)
+{
+    apr_table_t *e = r->subprocess_env;
+    conn_rec *c = r->connection;
+    const char *value;
+
+    ap_add_cgi_vars(r);
+    ap_add_common_vars(r);
+
+    if (r->method_number == M_GET && r->header_only && r->output_filters
+        && r->output_filters->frec && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL) {
+        apr_table_setn(e, "REQUEST_METHOD", "GET");
+    }
+    if (dconf->pass_authorization == 1) {
+        value = apr_table_get(r->headers_in, "Authorization");
+        if (value) {
+            apr_table_setn(e, "HTTP_AUTHORIZATION", value);
+        }
+    }
+    apr_table_unset(e, "HTTP_PROXY");
+    if (!apr_table_get(e, "PATH_INFO")) {
+        apr_table_setn(e, "PATH_INFO", "");
+    }
+    if (!apr_table_get(e, "SCRIPT_NAME")) {
+        apr_table_setn(e, "SCRIPT_NAME", "");
+    }
+    collapse_slashes(r, "SCRIPT_NAME");
+    collapse_slashes(r, "PATH_INFO");
+    if (is_https && is_https(c)) {
+        apr_table_set(e, "HTTPS", "1");
+    }
+
+    if (!r->log_id) {
+        ap_run_generate_log_id(c, r, &((request_rec *)r)->log_id);
+    }
+    apr_table_setn(e, "mod_swgi.version", MOD_SWGI_VERSION);
+    apr_table_setn(e, "mod_swgi.process_group", "");
+    apr_table_setn(e, "mod_swgi.application_path", app_path);
+    apr_table_setn(e, "mod_swgi.entry_point", entry);
+    apr_table_setn(e, "mod_swgi.request_start",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
+    if (r->log_id) {
+        apr_table_setn(e, "mod_swgi.request_id", r->log_id);
+    }
+    if (c->log_id) {
+        apr_table_setn(e, "mod_swgi.connection_id", c->log_id);
+    }
+}
+
+/* The environ table as the ABI's pairs, pointing into the table's strings. */
+static swgi_pair *environ_pairs(request_rec *r, size_t *count)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
+    swgi_pair *pairs = apr_palloc(r->pool, sizeof(swgi_pair) * (arr->nelts + 1));
+    size_t n = 0;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (!elts[i].key || !elts[i].val) {
+            continue;
+        }
+        pairs[n].name.data = elts[i].key;
+        pairs[n].name.len = strlen(elts[i].key);
+        pairs[n].value.data = elts[i].val;
+        pairs[n].value.len = strlen(elts[i].val);
+        n++;
+    }
+    *count = n;
+    return pairs;
+}
+
+/* --- the callbacks ------------------------------------------------------ */
+
+static int64_t host_read(void *h, char *buf, size_t len)
+{
+    swgi_host_t *host = h;
+    request_rec *r = host->r;
+    size_t copied = 0;
+    apr_status_t rv;
+
+    if (host->input_done || len == 0) {
+        return 0;
+    }
+    if (host->input_status) {
+        return -1;
+    }
+    while (copied == 0 && !host->input_done) {
+        if (APR_BRIGADE_EMPTY(host->in)) {
+            rv = ap_get_brigade(r->input_filters, host->in, AP_MODE_READBYTES,
+                                APR_BLOCK_READ, len);
+            if (rv != APR_SUCCESS) {
+                host->input_status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+                apr_brigade_cleanup(host->in);
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                              "reading the request body failed (status %d)",
+                              host->input_status);
+                return -1;
+            }
+        }
+        while (!APR_BRIGADE_EMPTY(host->in) && copied < len) {
+            apr_bucket *b = APR_BRIGADE_FIRST(host->in);
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                host->input_done = 1;
+                apr_brigade_cleanup(host->in);
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                apr_bucket_delete(b);
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                host->input_status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+                apr_brigade_cleanup(host->in);
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                              "reading the request body failed (status %d)",
+                              host->input_status);
+                return -1;
+            }
+            if (n > len - copied) {
+                apr_bucket_split(b, len - copied);
+                n = len - copied;
+            }
+            memcpy(buf + copied, data, n);
+            copied += n;
+            apr_bucket_delete(b);
+        }
+    }
+    return (int64_t)copied;
+}
+
+static int host_start_response(void *h, int status, swgi_bytes status_line,
+                               const swgi_pair *headers, size_t nheaders)
+{
+    swgi_host_t *host = h;
+    request_rec *r = host->r;
+    size_t i;
+
+    if (host->passed) {
+        return SWGI_ESTATE;
+    }
+    r->status = status;
+    r->status_line = apr_pstrmemdup(r->pool, status_line.data, status_line.len);
+    for (i = 0; i < nheaders; i++) {
+        const char *name = apr_pstrmemdup(r->pool, headers[i].name.data,
+                                          headers[i].name.len);
+        const char *value = apr_pstrmemdup(r->pool, headers[i].value.data,
+                                           headers[i].value.len);
+
+        if (!strcasecmp(name, "Content-Type")) {
+            ap_set_content_type(r, value);
+        }
+        else if (!strcasecmp(name, "Content-Length")) {
+            apr_off_t length;
+
+            if (apr_strtoff(&length, value, NULL, 10) == APR_SUCCESS && length >= 0) {
+                ap_set_content_length(r, length);
+            }
+        }
+        else {
+            apr_table_addn(r->headers_out, name, value);
+        }
+    }
+    host->started = 1;
+    return SWGI_OK;
+}
+
+/* Passes the brigade on; notes a client that is gone. */
+static int pass(swgi_host_t *host)
+{
+    request_rec *r = host->r;
+    apr_status_t rv = ap_pass_brigade(r->output_filters, host->bb);
+
+    apr_brigade_cleanup(host->bb);
+    host->passed = 1;
+    if (rv != APR_SUCCESS || r->connection->aborted) {
+        if (!host->client_gone) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                          "the client went away while the response was sent");
+        }
+        host->client_gone = 1;
+        return SWGI_ECLIENT;
+    }
+    return SWGI_OK;
+}
+
+static int host_write(void *h, const char *data, size_t len, int flush)
+{
+    swgi_host_t *host = h;
+    request_rec *r = host->r;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    if (!host->started) {
+        return SWGI_ESTATE;
+    }
+    if (host->client_gone) {
+        return SWGI_ECLIENT;
+    }
+    if (!flush && len < SWGI_GATHER_LIMIT) {
+        /* Copied into heap buckets; they leave with the next pass. */
+        apr_brigade_write(host->bb, NULL, NULL, data, len);
+        return SWGI_OK;
+    }
+    /* Transient: a filter that keeps the bucket past this call copies it. */
+    APR_BRIGADE_INSERT_TAIL(host->bb, apr_bucket_transient_create(data, len, ba));
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(host->bb, apr_bucket_flush_create(ba));
+    }
+    return pass(host);
+}
+
+static void host_log(void *h, int level, const char *message, size_t len)
+{
+    swgi_host_t *host = h;
+    request_rec *r = host->r;
+    const char *text = ap_escape_logitem(r->pool, apr_pstrmemdup(r->pool, message, len));
+
+    if (level < APLOG_EMERG) {
+        level = APLOG_EMERG;
+    }
+    if (level > APLOG_TRACE8) {
+        level = APLOG_TRACE8;
+    }
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", text);
+}
+
+static const swgi_host_v1 host_callbacks = {
+    sizeof(swgi_host_v1),
+    host_read,
+    host_start_response,
+    host_write,
+    host_log
+};
+
+/* --- the handler -------------------------------------------------------- */
+
+/* Ends a response that started: EOS, or an error bucket that makes the
+ * HTTP filters close the connection without a last chunk, so the client
+ * can tell the response is incomplete. */
+static int finish(swgi_host_t *host, int complete)
+{
+    request_rec *r = host->r;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    if (!complete) {
+        APR_BRIGADE_INSERT_TAIL(host->bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL,
+                                                                 r->pool, ba));
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    APR_BRIGADE_INSERT_TAIL(host->bb, apr_bucket_eos_create(ba));
+    pass(host);
+    return OK;
+}
+
+int swgi_handler(request_rec *r)
+{
+    swgi_dir_conf_t *dconf;
+    swgi_request_conf_t *rconf;
+    const swgi_app_v1 *app;
+    const char *app_path;
+    const char *entry;
+    swgi_host_t host;
+    swgi_request_v1 request;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, SWGI_HANDLER_NAME)) {
+        return DECLINED;
+    }
+    dconf = ap_get_module_config(r->per_dir_config, &swgi_module);
+    rconf = ap_get_module_config(r->request_config, &swgi_module);
+
+    if (rconf) {
+        app_path = rconf->app_path;
+        entry = rconf->entry;
+    }
+    else {
+        /* AddHandler/SetHandler: the request names the file, as for CGI. */
+        if (!(ap_allow_options(r) & OPT_EXECCGI)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "Options ExecCGI is off in this directory: %s", r->filename);
+            return HTTP_FORBIDDEN;
+        }
+        if (r->finfo.filetype == APR_NOFILE) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SWGI application not found: %s", r->filename);
+            return HTTP_NOT_FOUND;
+        }
+        if (r->finfo.filetype != APR_REG) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SWGI application is not a regular file: %s", r->filename);
+            return HTTP_FORBIDDEN;
+        }
+        app_path = r->filename;
+        entry = NULL;
+    }
+    if (!entry) {
+        entry = dconf->entry_point ? dconf->entry_point : SWGI_DEFAULT_ENTRY;
+    }
+
+    rc = ap_setup_client_block(r, dconf->chunked_request == 1
+                                  ? REQUEST_CHUNKED_DECHUNK : REQUEST_CHUNKED_ERROR);
+    if (rc != OK) {
+        return rc;
+    }
+
+    app = swgi_load_app(r, app_path, entry);
+    if (!app) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    build_environ(r, dconf, app_path, entry);
+
+    memset(&host, 0, sizeof(host));
+    host.r = r;
+    host.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    host.in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+
+    memset(&request, 0, sizeof(request));
+    request.size = sizeof(request);
+    request.flags = mpm_flags;
+    request.host = &host;
+    request.callbacks = &host_callbacks;
+    request.environ = environ_pairs(r, &request.environ_count);
+
+    rc = app->handle(app->context, &request);
+
+    if (rc == SWGI_DONE && host.started) {
+        return finish(&host, 1);
+    }
+    if (rc == SWGI_DONE) {
+        /* The application side promised a response and did not start one. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SWGI application %s ended without a response", app_path);
+        rc = HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (host.passed) {
+        return finish(&host, 0);
+    }
+    /* Nothing left yet: answer with an error page of Apache's own. */
+    apr_brigade_cleanup(host.bb);
+    apr_table_clear(r->headers_out);
+    r->status = HTTP_OK;
+    r->status_line = NULL;
+    if (host.input_status) {
+        return host.input_status;
+    }
+    return (rc >= 400 && rc < 600) ? rc : HTTP_INTERNAL_SERVER_ERROR;
+}

@@ -1,0 +1,167 @@
+/*
+ * swgi_loader.c: loads SWGI application libraries, once per child process.
+ *
+ * Libraries are opened with dlopen(RTLD_NOW | RTLD_LOCAL), never with
+ * apr_dso_load (RTLD_GLOBAL): each application library carries its own copy
+ * of SWGI, and with RTLD_LOCAL none of its symbols can bind to another
+ * library's copy, so applications built against different SWGI versions
+ * coexist. Loading happens in the children on first use, never in the
+ * Apache parent: no Swift code runs before the fork.
+ *
+ * Loaded libraries are never closed (Swift images cannot be unloaded
+ * safely); a rebuilt library is picked up by restarting Apache.
+ */
+#include "mod_swgi.h"
+
+#include "apr_hash.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(swgi);
+
+typedef struct {
+    const swgi_app_v1 *app;     /* NULL when loading failed */
+    const char *reason;         /* why it failed */
+    apr_time_t mtime;           /* of the file that failed */
+    apr_off_t size;
+} swgi_loaded_t;
+
+static apr_pool_t *loader_pool;
+static apr_hash_t *loaded;
+#if APR_HAS_THREADS
+static apr_thread_mutex_t *loader_lock;
+#endif
+
+void swgi_loader_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_pool_create(&loader_pool, p);
+    apr_pool_tag(loader_pool, "swgi_loader");
+    loaded = apr_hash_make(loader_pool);
+#if APR_HAS_THREADS
+    apr_thread_mutex_create(&loader_lock, APR_THREAD_MUTEX_DEFAULT, p);
+#endif
+}
+
+static void lock(void)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(loader_lock);
+#endif
+}
+
+static void unlock(void)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(loader_lock);
+#endif
+}
+
+/* Opens the library and checks its table; NULL and *reason on failure. */
+static const swgi_app_v1 *open_app(const char *path, const char *entry,
+                                   const char **reason)
+{
+    void *dso;
+    swgi_entry_fn fn;
+    const swgi_app_v1 *app;
+    const char *symbol = apr_pstrcat(loader_pool, SWGI_ENTRY_PREFIX, entry, NULL);
+
+    dlerror();
+    dso = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dso) {
+        const char *err = dlerror();
+        *reason = apr_pstrdup(loader_pool, err ? err : "dlopen failed");
+        return NULL;
+    }
+    /* The object-to-function pointer conversion is what dlsym is for. */
+    *(void **)(&fn) = dlsym(dso, symbol);
+    if (!fn) {
+        *reason = apr_psprintf(loader_pool,
+                               "not an SWGI application: it exports no entry "
+                               "point '%s' (export one with @c(%s), or name "
+                               "another with SWGIEntryPoint)", symbol, symbol);
+        return NULL;
+    }
+    app = fn();
+    if (!app) {
+        *reason = apr_psprintf(loader_pool, "entry point '%s' returned no application",
+                               symbol);
+        return NULL;
+    }
+    if (app->abi_version != SWGI_ABI_VERSION) {
+        *reason = apr_psprintf(loader_pool,
+                               "built for SWGI ABI version %u, but this mod_swgi "
+                               "speaks version %u: rebuild it against a matching SWGI",
+                               app->abi_version, SWGI_ABI_VERSION);
+        return NULL;
+    }
+    if (app->size < sizeof(swgi_app_v1) || !app->handle) {
+        *reason = apr_psprintf(loader_pool, "entry point '%s' returned an incomplete "
+                               "application table", symbol);
+        return NULL;
+    }
+    return app;
+}
+
+const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry)
+{
+    const char *key = apr_pstrcat(r->pool, path, "\n", entry, NULL);
+    swgi_loaded_t *item;
+    apr_finfo_t finfo;
+    const swgi_app_v1 *app;
+    const char *reason = NULL;
+
+    lock();
+    item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
+    if (item && item->app) {
+        unlock();
+        return item->app;
+    }
+
+    if (apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_TYPE,
+                 r->pool) != APR_SUCCESS) {
+        unlock();
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot load SWGI application %s: no such file", path);
+        return NULL;
+    }
+    if (finfo.filetype != APR_REG) {
+        unlock();
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot load SWGI application %s: not a regular file", path);
+        return NULL;
+    }
+    /* A library that failed before fails again until its file changes:
+     * its entry point is not called once per request. */
+    if (item && item->mtime == finfo.mtime && item->size == finfo.size) {
+        reason = item->reason;
+        unlock();
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot load SWGI application %s: %s", path, reason);
+        return NULL;
+    }
+
+    app = open_app(path, entry, &reason);
+    if (!item) {
+        item = apr_pcalloc(loader_pool, sizeof(*item));
+        apr_hash_set(loaded, apr_pstrdup(loader_pool, key), APR_HASH_KEY_STRING, item);
+    }
+    item->app = app;
+    item->reason = reason;
+    item->mtime = finfo.mtime;
+    item->size = finfo.size;
+    unlock();
+
+    if (!app) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot load SWGI application %s: %s", path, reason);
+        return NULL;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "loaded SWGI application %s (entry %s, SWGI %s) in process %"
+                  APR_PID_T_FMT, path, entry,
+                  app->swgi_version ? app->swgi_version : "?", getpid());
+    return app;
+}
