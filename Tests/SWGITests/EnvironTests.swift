@@ -1,0 +1,91 @@
+import Testing
+@testable import SWGI
+
+@Suite struct EnvironTests {
+    @Test func invalidUTF8KeepsTheExactBytes() {
+        var environ = Environ(variables: [:])
+        let raw: [UInt8] = [0x2F, 0x63, 0x61, 0x66, 0xE9]  // "/caf" + Latin-1 é
+        raw.withUnsafeBytes { environ.set("PATH_INFO", bytes: $0) }
+        #expect(environ["PATH_INFO"] == "/caf\u{FFFD}")
+        #expect(environ.bytes("PATH_INFO") == raw)
+        #expect(Array(environ.undecodableKeys) == ["PATH_INFO"])
+        environ["PATH_INFO"] = "/ok"
+        #expect(environ.bytes("PATH_INFO") == Array("/ok".utf8))
+        #expect(environ.undecodableKeys.isEmpty)
+    }
+
+    @Test func validUTF8IsDecoded() {
+        var environ = Environ(variables: [:])
+        Array("/café".utf8).withUnsafeBytes { environ.set("PATH_INFO", bytes: $0) }
+        #expect(environ.pathInfo == "/café")
+        #expect(environ.undecodableKeys.isEmpty)
+    }
+
+    @Test(arguments: [("1", "https"), ("on", "https"), ("ON", "https"), ("off", "http"), (nil, "http")])
+    func urlSchemeFollowsHTTPS(_ https: String?, _ scheme: String) {
+        var vars: [String: String] = [:]
+        vars["HTTPS"] = https
+        #expect(Environ(variables: vars).urlScheme == scheme)
+    }
+
+    @Test func valueSemanticsForMiddleware() {
+        let environ = Environ(variables: ["SCRIPT_NAME": "", "PATH_INFO": "/a/b"])
+        var inner = environ
+        inner["SCRIPT_NAME"] = "/a"
+        inner["PATH_INFO"] = "/b"
+        #expect(environ.pathInfo == "/a/b")
+        #expect(inner.scriptName == "/a")
+    }
+}
+
+@Suite struct QueryParametersTests {
+    @Test func parsesPairsInOrder() {
+        let q = QueryParameters(parsing: "name=John+Smith&tag=a&tag=b%20c&empty=&flag&caf%C3%A9=%E2%9C%93")
+        #expect(q["name"] == "John Smith")
+        #expect(q.all("tag") == ["a", "b c"])
+        #expect(q["empty"] == "")
+        #expect(q["flag"] == "")
+        #expect(q["café"] == "✓")
+        #expect(q["missing"] == nil)
+    }
+
+    @Test func malformedPercentEscapesStayLiteral() {
+        let q = QueryParameters(parsing: "a=%&b=%4&c=%zz&d=100%")
+        #expect(q["a"] == "%")
+        #expect(q["b"] == "%4")
+        #expect(q["c"] == "%zz")
+        #expect(q["d"] == "100%")
+    }
+
+    @Test func invalidUTF8BecomesReplacementCharacters() {
+        #expect(QueryParameters(parsing: "n=%FF")["n"] == "\u{FFFD}")
+    }
+}
+
+@Suite struct ChunkAndBodyTests {
+    @Test func chunksCompareByBytes() {
+        #expect(Chunk("abc") == Chunk(Array("abc".utf8)))
+        #expect(Chunk("é").count == 2)
+        let name = "x"
+        let c: Chunk = "hi \(name)"
+        #expect(c.bytes == Array("hi x".utf8))
+    }
+
+    @Test func mapKeepsCloseAndLaziness() throws {
+        let counter = CloseCounter()
+        var pulled = 0
+        let body = Body(next: {
+            pulled += 1
+            return pulled <= 2 ? "a" : nil
+        }, onClose: counter.close)
+        let upper = body.map { Chunk($0.description.uppercased()) }
+        #expect(pulled == 0)
+        var it = upper.makeIterator()
+        #expect(try it.next() == "A")
+        #expect(pulled == 1)
+        upper.close()
+        #expect(counter.count == 1)
+        #expect(upper.readyChunks == nil)
+        #expect(Body(["a", "b"]).readyChunks?.count == 2)
+    }
+}
