@@ -73,7 +73,7 @@ static void collapse_slashes(request_rec *r, const char *name)
 /*
  * Fills r->subprocess_env as mod_wsgi does for the same request: Apache's
  * CGI variables (which already leave out Authorization and Proxy, the
- * httpoxy header), Authorization only when allowed, SCRIPT_NAME and
+ * httpoxy header), no PATH, Authorization only when allowed, SCRIPT_NAME and
  * PATH_INFO always present with repeated slashes collapsed, HTTPS=1 under
  * SSL, HEAD seen as GET when an output filter needs the whole body.
  */
@@ -98,6 +98,9 @@ static void build_environ(request_rec *r, swgi_dir_conf_t *dconf,
         }
     }
     apr_table_unset(e, "HTTP_PROXY");
+    /* The server process's own search path, not the request's: mod_wsgi
+     * leaves it out too. */
+    apr_table_unset(e, "PATH");
     if (!apr_table_get(e, "PATH_INFO")) {
         apr_table_setn(e, "PATH_INFO", "");
     }

@@ -50,6 +50,8 @@ class Apache:
             with open(path, mode) as f:
                 f.write(content)
         self.port = free_port()
+        self.port2 = free_port()
+        self.ssl_port = free_port()
         user = "User www-data\nGroup www-data" if os.geteuid() == 0 else ""
         loads = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, MODDIR, m)
                         for m in modules)
@@ -63,8 +65,14 @@ class Apache:
         with open(self.conf, "w") as f:
             f.write(conf)
         with open(os.path.join(self.root, "conf", "site.conf"), "w") as f:
-            f.write(loads + site.replace("@ROOT@", self.root).replace("@PORT@", str(self.port)))
+            f.write(loads + self.fill(site))
         self.pid = None
+
+    def fill(self, text):
+        for key, value in (("@ROOT@", self.root), ("@PORT2@", str(self.port2)),
+                           ("@SSLPORT@", str(self.ssl_port)), ("@PORT@", str(self.port))):
+            text = text.replace(key, value)
+        return text
 
     @property
     def base(self):

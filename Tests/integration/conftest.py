@@ -1,0 +1,195 @@
+"""Fixtures: the build, and one private Apache per MPM serving every test site."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from harness import REPO, Apache
+
+MPMS = ["event", "worker", "prefork"]
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+ABI_INCLUDE = os.path.join(REPO, "Sources", "CSWGIABI", "include")
+
+
+@pytest.fixture(scope="session")
+def build():
+    """Runs scripts/build; returns the module path and {name: library path}."""
+    out = subprocess.run([os.path.join(REPO, "scripts", "build")], check=True,
+                         capture_output=True, text=True).stdout
+    module, apps = None, {}
+    for line in out.splitlines():
+        words = line.split()
+        if words[0] == "module":
+            module = words[1]
+        elif words[0] == "app":
+            apps[words[1]] = words[2]
+    bin_path = os.path.dirname(apps["Hello"])
+    apps["SWGITestApps"] = os.path.join(bin_path, "libSWGITestApps.so")
+    assert module and os.path.exists(apps["SWGITestApps"])
+    return module, apps
+
+
+@pytest.fixture(scope="session")
+def c_fixtures(tmp_path_factory):
+    """Libraries that are not proper SWGI applications."""
+    d = tmp_path_factory.mktemp("c-fixtures")
+    libs = {}
+    for name in ("wrong_abi", "no_entry"):
+        out = str(d / ("lib%s.so" % name))
+        subprocess.run(["cc", "-shared", "-fPIC", "-I", ABI_INCLUDE, "-o", out,
+                        os.path.join(FIXTURES, name + ".c")], check=True)
+        libs[name] = out
+    garbage = d / "garbage.so"
+    garbage.write_bytes(b"this is not an ELF file\n")
+    libs["garbage"] = str(garbage)
+    return libs
+
+
+def self_signed_cert(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+SITE = r"""
+SetEnv SWGI_TEST_VAR from-setenv
+ServerSignature Off
+
+SWGIAppAlias /hello @ROOT@/apps/libHello.so
+SWGIAppAlias /hello-again @ROOT@/apps/libHello.so
+SWGIAppAlias /environ @ROOT@/apps/libEnvironDump.so
+SWGIAppAlias /greetings @ROOT@/apps/libGreetings.so
+SWGIAppAliasMatch ^/by-name/([a-z]+) @ROOT@/apps/matched/$1.so
+
+SWGIAppAlias /echo @ROOT@/apps/libSWGITestApps.so entry=echo
+SWGIAppAlias /lines @ROOT@/apps/libSWGITestApps.so entry=lines
+SWGIAppAlias /stream @ROOT@/apps/libSWGITestApps.so entry=stream
+SWGIAppAlias /misbehave @ROOT@/apps/libSWGITestApps.so entry=misbehave
+SWGIAppAlias /status @ROOT@/apps/libSWGITestApps.so entry=status
+SWGIAppAlias /writes @ROOT@/apps/libSWGITestApps.so entry=writes
+SWGIAppAlias /chunked @ROOT@/apps/libSWGITestApps.so entry=echo
+SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo
+SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
+SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
+<Location /by-location>
+    SWGIEntryPoint status
+</Location>
+<Location /chunked>
+    SWGIChunkedRequest On
+</Location>
+<Location /limited>
+    LimitRequestBody 1000
+</Location>
+<Location /limited-chunked>
+    SWGIChunkedRequest On
+    LimitRequestBody 1000
+</Location>
+
+SWGIAppAlias /auth-pass @ROOT@/apps/libEnvironDump.so
+<Location /auth-pass>
+    SWGIPassAuthorization On
+</Location>
+SWGIAppAlias /protected @ROOT@/apps/libEnvironDump.so
+<Location /protected>
+    AuthType Basic
+    AuthName "swgi test"
+    AuthBasicProvider file
+    AuthUserFile @ROOT@/conf/htpasswd
+    Require valid-user
+</Location>
+
+SWGIAppAlias /missing @ROOT@/apps/libMissing.so
+SWGIAppAlias /not-swgi @ROOT@/apps/libno_entry.so
+SWGIAppAlias /wrong-abi @ROOT@/apps/libwrong_abi.so
+SWGIAppAlias /garbage @ROOT@/apps/garbage.so
+SWGIAppAlias /wrong-entry @ROOT@/apps/libHello.so entry=nosuch
+
+<Directory @ROOT@/htdocs/apps>
+    AddHandler swgi-app .so
+    Options +ExecCGI
+</Directory>
+<Directory @ROOT@/htdocs/noexec>
+    AddHandler swgi-app .so
+</Directory>
+
+RewriteEngine On
+RewriteRule ^/rewritten/(.*)$ /environ/$1 [PT,E=REWRITTEN:yes]
+
+Listen 127.0.0.1:@PORT2@
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName a.test
+    SWGIAppAlias /only-a @ROOT@/apps/libEnvironDump.so
+</VirtualHost>
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName b.test
+    SetEnv VHOST_VAR b
+</VirtualHost>
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName wsgi.test
+    WSGIScriptAlias /app @ROOT@/apps/environ.wsgi
+</VirtualHost>
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName swgi.test
+    SWGIAppAlias /app @ROOT@/apps/libEnvironDump.so
+</VirtualHost>
+
+Listen 127.0.0.1:@SSLPORT@
+<VirtualHost 127.0.0.1:@SSLPORT@>
+    ServerName 127.0.0.1
+    SSLEngine on
+    SSLCertificateFile @ROOT@/conf/cert.pem
+    SSLCertificateKeyFile @ROOT@/conf/key.pem
+</VirtualHost>
+"""
+
+MODULES = ["rewrite", "auth_basic", "authn_core", "authn_file", "authz_user", "ssl",
+           "socache_shmcb", "wsgi"]
+
+
+def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
+    libs = {
+        "libHello.so": apps["Hello"],
+        "libEnvironDump.so": apps["EnvironDump"],
+        "libGreetings.so": apps["Greetings"],
+        "libSWGITestApps.so": apps["SWGITestApps"],
+        "libno_entry.so": c_fixtures["no_entry"],
+        "libwrong_abi.so": c_fixtures["wrong_abi"],
+        "garbage.so": c_fixtures["garbage"],
+    }
+    with open(os.path.join(FIXTURES, "environ.wsgi")) as f:
+        wsgi = f.read()
+    with open(apps["EnvironDump"], "rb") as f:
+        dump = f.read()
+    password = subprocess.run(["openssl", "passwd", "-apr1", "secret"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    files = {
+        "apps/environ.wsgi": wsgi,
+        "apps/matched/environ.so": dump,
+        "htdocs/apps/dump.so": dump,
+        "htdocs/noexec/dump.so": dump,
+        "conf/htpasswd": "alice:%s\n" % password,
+    }
+    server = Apache(module, mpm=mpm, site=SITE, apps=libs, modules=MODULES,
+                    loglevel=loglevel, files=files)
+    cert, key = self_signed_cert(server.path("conf"))
+    return server
+
+
+@pytest.fixture(scope="session", params=MPMS)
+def server(request, build, c_fixtures):
+    module, apps = build
+    apache = make_site(module, apps, c_fixtures, request.param).start()
+    pid = apache.pid
+    yield apache
+    apache.stop()
+    assert not os.path.exists("/proc/%d" % pid), "apache did not stop"
+
+
+@pytest.fixture
+def mark(server):
+    """The error log's size now: tests read what their requests logged."""
+    return server.log_size()

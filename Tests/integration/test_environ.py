@@ -1,0 +1,197 @@
+"""The environ mod_swgi gives, checked against what mod_wsgi gives for the
+same request, and key by key against DESIGN.md's list."""
+import json
+import socket
+import ssl
+import http.client
+
+from client import environ, get, request
+
+# Keys that differ between the two vhosts by construction (host name, file,
+# connection), and the servers' own namespaces.
+BY_CONSTRUCTION = {"HTTP_HOST", "SERVER_NAME", "SCRIPT_FILENAME", "REMOTE_PORT"}
+
+
+def own_keys(env, prefixes):
+    return {k: v for k, v in env.items() if not k.startswith(prefixes)}
+
+
+def compare_with_mod_wsgi(server, method, path, headers=None, body=None):
+    wsgi = environ(server, path, method=method, port=server.port2, host="wsgi.test",
+                   headers=headers, body=body)
+    swgi = environ(server, path, method=method, port=server.port2, host="swgi.test",
+                   headers=headers, body=body)
+    a = own_keys(wsgi, ("wsgi.", "mod_wsgi.", "apache."))
+    b = own_keys(swgi, ("swgi.", "mod_swgi.", "(undecodable)"))
+    assert sorted(a) == sorted(b), "keys differ: only mod_wsgi %s, only mod_swgi %s" % (
+        sorted(set(a) - set(b)), sorted(set(b) - set(a)))
+    for key in a:
+        if key not in BY_CONSTRUCTION:
+            assert a[key] == b[key], key
+    assert wsgi["SERVER_NAME"] == "wsgi.test" and swgi["SERVER_NAME"] == "swgi.test"
+    return wsgi, swgi
+
+
+def test_same_keys_and_values_as_mod_wsgi_for_a_get(server):
+    headers = {"X-Custom": "one", "Accept": "text/html", "Proxy": "http://evil.test/",
+               "Authorization": "Basic YWxpY2U6c2VjcmV0", "X-Under_Score": "dropped",
+               "Cookie": "a=1; b=2"}
+    wsgi, swgi = compare_with_mod_wsgi(server, "GET", "/app/some/path?x=1&y=%20z+w", headers)
+    assert "HTTP_PROXY" not in swgi and "HTTP_AUTHORIZATION" not in swgi
+    assert swgi["QUERY_STRING"] == "x=1&y=%20z+w"
+    assert swgi["SCRIPT_NAME"] == "/app" and swgi["PATH_INFO"] == "/some/path"
+
+
+def test_same_keys_and_values_as_mod_wsgi_for_a_post(server):
+    compare_with_mod_wsgi(server, "POST", "/app", {"Content-Type": "application/x-www-form-urlencoded"},
+                          body=b"a=1&b=2")
+
+
+def test_same_values_as_mod_wsgi_for_non_ascii_paths(server):
+    wsgi, swgi = compare_with_mod_wsgi(server, "GET", "/app/caf%C3%A9/%E2%9C%93")
+    assert swgi["PATH_INFO"] == "/café/✓"
+
+
+def test_design_keys_are_all_present(server):
+    env = environ(server, "/environ/x?q=1")
+    for key in ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+                "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI",
+                "REQUEST_SCHEME", "DOCUMENT_ROOT", "SERVER_SOFTWARE", "SCRIPT_FILENAME",
+                "GATEWAY_INTERFACE", "SERVER_ADDR", "SERVER_ADMIN", "SERVER_SIGNATURE",
+                "PATH_TRANSLATED", "CONTEXT_PREFIX", "CONTEXT_DOCUMENT_ROOT",
+                "swgi.version", "swgi.url_scheme", "swgi.input", "swgi.errors",
+                "swgi.multithread", "swgi.multiprocess", "swgi.run_once",
+                "mod_swgi.process_group", "mod_swgi.request_id", "mod_swgi.request_start",
+                "mod_swgi.application_path"]:
+        assert key in env, key
+    assert env["swgi.version"] == [1, 0]
+    assert env["swgi.input"] == "<RequestInput>" and env["swgi.errors"] == "<ErrorStream>"
+    assert env["swgi.run_once"] is False
+    assert env["swgi.multiprocess"] is True
+    assert env["swgi.multithread"] is (server.mpm != "prefork")
+    assert env["mod_swgi.application_path"] == server.path("apps", "libEnvironDump.so")
+    assert env["SCRIPT_FILENAME"] == server.path("apps", "libEnvironDump.so")
+    assert env["SERVER_PORT"] == str(server.port)
+    assert env["SERVER_ADMIN"] == "admin@example.test"
+    assert env["REQUEST_URI"] == "/environ/x?q=1"
+    assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
+    assert "mod_swgi/" in env["SERVER_SOFTWARE"]
+
+
+def test_script_name_and_path_info_for_an_alias(server):
+    cases = {
+        "/environ": ("/environ", ""),
+        "/environ/": ("/environ", "/"),
+        "/environ/a/b": ("/environ", "/a/b"),
+        "/environ/a%20b/c%2Bd": ("/environ", "/a b/c+d"),
+        "/environ//a///b": ("/environ", "/a/b"),
+        "/environ/a/../b": ("/environ", "/b"),
+    }
+    for path, (script_name, path_info) in cases.items():
+        env = environ(server, path)
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (script_name, path_info), path
+    resp, _ = get(server, "/environment")
+    assert resp.status == 404
+
+
+def test_alias_match_substitutes_and_splits_at_the_match(server):
+    env = environ(server, "/by-name/environ/rest/of?it=1")
+    assert env["SCRIPT_NAME"] == "/by-name/environ"
+    assert env["PATH_INFO"] == "/rest/of"
+    assert env["SCRIPT_FILENAME"] == server.path("apps", "matched", "environ.so")
+    resp, _ = get(server, "/by-name/nosuchapp")
+    assert resp.status == 500
+
+
+def test_request_headers(server):
+    # Two header lines with one name arrive joined with ", ".
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("POST", "/environ")
+    conn.putheader("X-Repeated", "first")
+    conn.putheader("X-Repeated", "second")
+    conn.putheader("Content-Type", "text/plain; charset=utf-8")
+    conn.putheader("Content-Length", "5")
+    conn.endheaders(b"hello")
+    env = json.loads(conn.getresponse().read())
+    conn.close()
+    assert env["HTTP_X_REPEATED"] == "first, second"
+    assert env["CONTENT_TYPE"] == "text/plain; charset=utf-8"
+    assert env["CONTENT_LENGTH"] == "5"
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert env["REQUEST_METHOD"] == "POST"
+
+
+def test_authorization_only_when_passed(server):
+    auth = {"Authorization": "Bearer token-123", "Proxy": "http://evil.test/"}
+    assert "HTTP_AUTHORIZATION" not in environ(server, "/environ", headers=auth)
+    env = environ(server, "/auth-pass", headers=auth)
+    assert env["HTTP_AUTHORIZATION"] == "Bearer token-123"
+    assert "HTTP_PROXY" not in env
+
+
+def test_remote_user_and_auth_type_from_basic_auth(server):
+    resp, _ = get(server, "/protected")
+    assert resp.status == 401
+    env = environ(server, "/protected", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    assert env["REMOTE_USER"] == "alice" and env["AUTH_TYPE"] == "Basic"
+    assert "HTTP_AUTHORIZATION" not in env
+
+
+def test_remote_address_and_port(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.connect()
+    local_port = conn.sock.getsockname()[1]
+    conn.request("GET", "/environ")
+    env = json.loads(conn.getresponse().read())
+    conn.close()
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["REMOTE_PORT"] == str(local_port)
+
+
+def test_setenv_and_rewrite_variables(server):
+    env = environ(server, "/environ")
+    assert env["SWGI_TEST_VAR"] == "from-setenv"
+    env = environ(server, "/rewritten/x/y")
+    assert env["REWRITTEN"] == "yes"
+    assert env["PATH_INFO"] == "/x/y"
+    assert env["REQUEST_URI"] == "/rewritten/x/y"
+
+
+def test_virtual_hosts(server):
+    env = environ(server, "/only-a/p", port=server.port2, host="a.test")
+    assert env["SERVER_NAME"] == "a.test" and env["SERVER_PORT"] == str(server.port2)
+    assert env["SCRIPT_NAME"] == "/only-a"
+    resp, _ = get(server, "/only-a/p", port=server.port2, host="b.test")
+    assert resp.status == 404
+    # The main server's aliases hold in every virtual host.
+    env = environ(server, "/environ", port=server.port2, host="b.test")
+    assert env["SERVER_NAME"] == "b.test" and env["VHOST_VAR"] == "b"
+
+
+def test_https(server):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", server.ssl_port, timeout=10, context=context)
+    conn.request("GET", "/environ/secure")
+    env = json.loads(conn.getresponse().read())
+    conn.close()
+    assert env["HTTPS"] == "1"
+    assert env["swgi.url_scheme"] == "https"
+    assert env["REQUEST_SCHEME"] == "https"
+    assert env["SERVER_PORT"] == str(server.ssl_port)
+    plain = environ(server, "/environ")
+    assert "HTTPS" not in plain and plain["swgi.url_scheme"] == "http"
+
+
+def test_bytes_that_are_not_utf8_stay_reachable(server):
+    env = environ(server, "/environ/caf%E9?q=%E9")
+    assert env["PATH_INFO"] == "/caf\ufffd"
+    assert env["(undecodable)"]["PATH_INFO"] == "2f 63 61 66 e9"
+    assert env["(undecodable)"]["SCRIPT_URL"] == "2f 65 6e 76 69 72 6f 6e 2f 63 61 66 e9"
+    assert env["QUERY_STRING"] == "q=%E9"
+
+
+def test_head_keeps_its_method(server):
+    resp, data = request(server, "HEAD", "/environ")
+    assert resp.status == 200 and data == b""
