@@ -387,6 +387,11 @@ int swgi_handler(request_rec *r)
     rc = ap_setup_client_block(r, dconf->chunked_request == 1
                                   ? REQUEST_CHUNKED_DECHUNK : REQUEST_CHUNKED_ERROR);
     if (rc != OK) {
+        if (rc == HTTP_LENGTH_REQUIRED) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "chunked request body refused with 411 "
+                          "(SWGIChunkedRequest On accepts it)");
+        }
         return rc;
     }
 

@@ -42,7 +42,7 @@ def c_fixtures(tmp_path_factory):
                         os.path.join(FIXTURES, name + ".c")], check=True)
         libs[name] = out
     garbage = d / "garbage.so"
-    garbage.write_bytes(b"this is not an ELF file\n")
+    garbage.write_bytes(b"this is not an ELF file\n" * 200)
     libs["garbage"] = str(garbage)
     return libs
 
