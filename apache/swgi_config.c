@@ -235,11 +235,14 @@ const command_rec swgi_cmds[] = {
     AP_INIT_TAKE23("SWGIAppAliasMatch", set_app_alias, (void *)1, RSRC_CONF,
                    "regular expression, application library ($1..$9 allowed), "
                    "optional entry=NAME"),
-    AP_INIT_TAKE1("SWGIEntryPoint", set_entry_point, NULL, OR_FILEINFO,
+    AP_INIT_TAKE1("SWGIEntryPoint", set_entry_point, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                   "name of the application a library exports (default 'application')"),
-    AP_INIT_FLAG("SWGIPassAuthorization", set_pass_authorization, NULL, OR_AUTHCFG,
+    AP_INIT_FLAG("SWGIPassAuthorization", set_pass_authorization, NULL,
+                 RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                  "On to pass the Authorization header to applications (default Off)"),
-    AP_INIT_FLAG("SWGIChunkedRequest", set_chunked_request, NULL, OR_FILEINFO,
+    AP_INIT_FLAG("SWGIChunkedRequest", set_chunked_request, NULL,
+                 RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                  "On to accept chunked request bodies (default Off: 411)"),
     { NULL }
 };

@@ -1,0 +1,73 @@
+"""Applications built against different versions of SWGI run in one Apache
+without interfering: each library carries its own SWGI and is loaded with
+RTLD_LOCAL, and only the C ABI crosses between them and the module."""
+import concurrent.futures
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from client import get
+from conftest import MPMS
+from harness import REPO, Apache
+
+
+@pytest.fixture(scope="session")
+def skewed_library(tmp_path_factory):
+    """SWGITestApps built against a changed SWGI: another version string and
+    another Environ layout, under the same module and symbol names."""
+    copy = tmp_path_factory.mktemp("skewed")
+    shutil.copy(os.path.join(REPO, "Package.swift"), copy)
+    shutil.copytree(os.path.join(REPO, "Sources"), copy / "Sources")
+    for part in ("Apps", "SWGITests"):
+        shutil.copytree(os.path.join(REPO, "Tests", part), copy / "Tests" / part)
+    app_file = copy / "Sources" / "SWGI" / "Application.swift"
+    text = app_file.read_text()
+    assert 'public let libraryVersion = "' in text
+    app_file.write_text(text.replace('public let libraryVersion = "', 'public let libraryVersion = "skew-'))
+    environ_file = copy / "Sources" / "SWGI" / "Environ.swift"
+    text = environ_file.read_text()
+    anchor = "    public var runOnce: Bool\n"
+    assert anchor in text
+    environ_file.write_text(text.replace(anchor, anchor + "    public var skew: (Int, Int, Int, Int) = (1, 2, 3, 4)\n"))
+    subprocess.run(["swift", "build", "--package-path", str(copy), "--product", "SWGITestApps"],
+                   check=True, capture_output=True)
+    lib = copy / ".build" / "debug" / "libSWGITestApps.so"
+    assert lib.exists()
+    return str(lib)
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_two_builds_of_swgi_in_one_apache(build, skewed_library, mpm):
+    module, apps = build
+    site = ("SWGIAppAlias /v1 @ROOT@/apps/libSWGITestApps.so entry=version\n"
+            "SWGIAppAlias /v2 @ROOT@/apps/libSWGITestApps-skew.so entry=version\n"
+            "SWGIAppAlias /hello @ROOT@/apps/libHello.so\n")
+    apache = Apache(module, mpm=mpm, site=site, apps={
+        "libSWGITestApps.so": apps["SWGITestApps"],
+        "libSWGITestApps-skew.so": skewed_library,
+        "libHello.so": apps["Hello"],
+    }).start()
+    try:
+        # Which library a child loads first varies; alternate and overlap.
+        paths = ["/v2", "/v1", "/hello"] * 40
+
+        def fetch(path):
+            resp, data = get(apache, path)
+            return path, resp.status, data.decode()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(fetch, paths))
+        v1 = {d for p, s, d in results if p == "/v1"}
+        v2 = {d for p, s, d in results if p == "/v2"}
+        assert all(s == 200 for _, s, _ in results)
+        assert len(v1) == 1 and len(v2) == 1, (v1, v2)
+        (a,), (b,) = v1, v2
+        version_a, size_a = a.split()
+        version_b, size_b = b.split()
+        assert not version_a.startswith("skew-") and version_b == "skew-" + version_a
+        assert int(size_b) >= int(size_a) + 32  # another Environ layout
+        assert "[swgi:error]" not in apache.error_log()
+    finally:
+        apache.stop()
