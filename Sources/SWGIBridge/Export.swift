@@ -101,9 +101,6 @@ func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
     for (name, bytes) in undecodable {
         environ.set(name, bytes: bytes)
     }
-    if environ["HTTPS"] != nil {
-        environ.urlScheme = Environ.scheme(https: environ["HTTPS"])
-    }
     return environ
 }
 

@@ -116,6 +116,12 @@ SWGIAppAlias /wrong-entry @ROOT@/apps/libHello.so entry=nosuch
     AddHandler swgi-app .so
 </Directory>
 
+SWGIAppAlias /deflated @ROOT@/apps/libSWGITestApps.so entry=stream
+SWGIAppAlias /deflated-environ @ROOT@/apps/libEnvironDump.so
+<LocationMatch ^/deflated>
+    SetOutputFilter DEFLATE
+</LocationMatch>
+
 RewriteEngine On
 RewriteRule ^/rewritten/(.*)$ /environ/$1 [PT,E=REWRITTEN:yes]
 
@@ -147,7 +153,7 @@ Listen 127.0.0.1:@SSLPORT@
 """
 
 MODULES = ["rewrite", "auth_basic", "authn_core", "authn_file", "authz_user", "ssl",
-           "socache_shmcb", "wsgi"]
+           "socache_shmcb", "deflate", "filter", "wsgi"]
 
 
 def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):

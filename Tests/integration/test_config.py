@@ -59,3 +59,29 @@ def test_configuration_errors_name_the_directive(build):
         assert message in result.stderr + result.stdout, (site, result.stderr)
     ok = configtest(module, "SWGIAppAlias / /srv/x.so\nSWGIAppAlias /a/ /srv/y.so entry=other_1\n")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_graceful_restart_picks_up_a_rebuilt_library(build):
+    import os
+    import time
+
+    module, apps = build
+    apache = Apache(module, site="SWGIAppAlias /app @ROOT@/apps/libApp.so\n",
+                    apps={"libApp.so": apps["Hello"]}).start()
+    try:
+        assert get(apache, "/app")[1] == b"Hello world!\n"
+        # Install the new build as deployments should: a new file, renamed
+        # over the old one (never overwrite a loaded library in place).
+        staged = apache.path("apps", ".libApp.so.new")
+        with open(apps["Greetings"], "rb") as src, open(staged, "wb") as dst:
+            dst.write(src.read())
+        os.rename(staged, apache.path("apps", "libApp.so"))
+        assert apache.apachectl("-k", "graceful").returncode == 0
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if get(apache, "/app")[1] == b"My name is Alex":
+                break
+            time.sleep(0.1)
+        assert get(apache, "/app")[1] == b"My name is Alex"
+    finally:
+        apache.stop()

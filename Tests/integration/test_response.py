@@ -112,3 +112,46 @@ def test_two_applications_and_one_library_at_two_urls_side_by_side(server):
             assert data == b"My name is Ann"
         else:
             assert b'"PATH_INFO": "/p"' in data
+
+
+def test_streaming_through_mod_deflate(server):
+    import zlib
+
+    conn_headers = "Accept-Encoding: gzip\r\n"
+    seen = []
+    start = time.time()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+        s.sendall(("GET /deflated?n=3&delay=400 HTTP/1.1\r\nHost: t\r\n%sConnection: close\r\n\r\n"
+                   % conn_headers).encode())
+        data = b""
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            seen.append(time.time() - start)
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Content-Encoding: gzip" in head
+    # Undo the chunked framing, then the gzip: every chunk is there.
+    raw_body, rest = b"", body
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            break
+        raw_body, rest = raw_body + rest[:n], rest[n + 2:]
+    assert zlib.decompress(raw_body, 16 + zlib.MAX_WBITS) == b"chunk 1\nchunk 2\nchunk 3\n"
+    # FLUSH after each chunk makes the compressor emit it at once.
+    assert seen[-1] - seen[0] > 0.6, seen
+
+
+def test_head_is_seen_as_get_when_a_filter_needs_the_body(server):
+    # mod_wsgi's rule (WSGIMapHEADToGet Auto): with a content filter, HEAD
+    # runs as GET so the filter sees the body it would see for GET.
+    import json
+
+    resp, data = request(server, "GET", "/deflated-environ")
+    assert json.loads(data)["REQUEST_METHOD"] == "GET"
+    out = raw(server, b"HEAD /deflated-environ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"200 OK" in head and body == b""

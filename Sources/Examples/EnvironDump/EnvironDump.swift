@@ -17,7 +17,7 @@ struct EnvironDump: Application {
         entries.append(("swgi.multiprocess", String(environ.multiprocess)))
         entries.append(("swgi.run_once", String(environ.runOnce)))
         let undecodable = environ.undecodableKeys.sorted().map { key in
-            (key, JSON.string(environ.bytes(key)!.map(JSON.hex).joined(separator: " ")))
+            (key, JSON.string((environ.bytes(key) ?? []).map(JSON.hex).joined(separator: " ")))
         }
         if !undecodable.isEmpty {
             entries.append(("(undecodable)", JSON.object(undecodable)))
