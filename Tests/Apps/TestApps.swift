@@ -41,18 +41,25 @@ struct Lines: Application {
     }
 }
 
-/// ?n=COUNT&delay=MS&id=ID: COUNT chunks, a pause before each after the
-/// first; logs "stream ID closed" when closed.
+/// ?n=COUNT&delay=MS&id=ID&lead=MS: COUNT chunks, a pause before each after
+/// the first; with lead, first an empty chunk after a pause (the head must
+/// wait for the first non-empty chunk); logs "stream ID closed" when closed.
 struct Stream: Application {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         let query = environ.query
         let count = Int(query["n"] ?? "") ?? 5
         let delay = Int(query["delay"] ?? "") ?? 0
         let id = query["id"] ?? "-"
+        var lead = Int(query["lead"] ?? "") ?? 0
         let errors = environ.errors
         var i = 0
         try startResponse("200 OK", [("Content-Type", "text/plain")])
         return Body(next: {
+            if lead > 0 {
+                usleep(UInt32(lead) * 1000)
+                lead = 0
+                return ""
+            }
             guard i < count else { return nil }
             if i > 0 && delay > 0 { usleep(UInt32(delay) * 1000) }
             i += 1

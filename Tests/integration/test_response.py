@@ -155,3 +155,19 @@ def test_head_is_seen_as_get_when_a_filter_needs_the_body(server):
     out = raw(server, b"HEAD /deflated-environ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     head, _, body = out.partition(b"\r\n\r\n")
     assert b"200 OK" in head and body == b""
+
+
+def test_head_leaves_with_the_first_non_empty_chunk(server):
+    # The application starts the response at once, then produces an empty
+    # chunk after 600 ms: nothing, not even the status line, may leave before.
+    seen = timed_chunks(server, "/stream?n=1&lead=600", ["HTTP/1.1 200", "chunk 1"])
+    assert [m for _, m in seen] == ["HTTP/1.1 200", "chunk 1"]
+    assert seen[0][0] > 0.5, seen
+
+
+def test_unread_request_body_does_not_break_keep_alive(server):
+    payload = (b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nGET /evil H"
+               b"GET /greetings?name=Kim HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    out = raw(server, payload)
+    assert out.count(b"HTTP/1.1 200 ") == 2
+    assert b"Hello world!\n" in out and out.endswith(b"My name is Kim")
