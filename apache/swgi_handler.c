@@ -155,6 +155,16 @@ static swgi_pair *environ_pairs(request_rec *r, size_t *count)
 
 /* --- the callbacks ------------------------------------------------------ */
 
+/* Notes a body that cannot be read: the status to answer, and the cause. */
+static int64_t input_failed(swgi_host_t *host, apr_status_t rv)
+{
+    host->input_status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+    apr_brigade_cleanup(host->in);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, host->r,
+                  "reading the request body failed (status %d)", host->input_status);
+    return -1;
+}
+
 static int64_t host_read(void *h, char *buf, size_t len)
 {
     swgi_host_t *host = h;
@@ -173,12 +183,7 @@ static int64_t host_read(void *h, char *buf, size_t len)
             rv = ap_get_brigade(r->input_filters, host->in, AP_MODE_READBYTES,
                                 APR_BLOCK_READ, len);
             if (rv != APR_SUCCESS) {
-                host->input_status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-                apr_brigade_cleanup(host->in);
-                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
-                              "reading the request body failed (status %d)",
-                              host->input_status);
-                return -1;
+                return input_failed(host, rv);
             }
         }
         while (!APR_BRIGADE_EMPTY(host->in) && copied < len) {
@@ -197,12 +202,7 @@ static int64_t host_read(void *h, char *buf, size_t len)
             }
             rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
             if (rv != APR_SUCCESS) {
-                host->input_status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-                apr_brigade_cleanup(host->in);
-                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
-                              "reading the request body failed (status %d)",
-                              host->input_status);
-                return -1;
+                return input_failed(host, rv);
             }
             if (n > len - copied) {
                 apr_bucket_split(b, len - copied);
