@@ -226,6 +226,10 @@ static int host_start_response(void *h, int status, swgi_bytes status_line,
     if (host->passed) {
         return SWGI_ESTATE;
     }
+    if (host->started) {
+        /* A head not yet sent is replaced whole, never merged. */
+        apr_table_clear(r->headers_out);
+    }
     r->status = status;
     r->status_line = apr_pstrmemdup(r->pool, status_line.data, status_line.len);
     for (i = 0; i < nheaders; i++) {
