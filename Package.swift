@@ -25,6 +25,8 @@ let package = Package(
         .library(name: "SWGI", targets: ["SWGI"]),
         // What an application library links to be loadable by mod_swgi (re-exports SWGI).
         .library(name: "SWGIBridge", targets: ["SWGIBridge"]),
+        // Call an application with no server, in tests (werkzeug's test client).
+        .library(name: "SWGITesting", targets: ["SWGITesting"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
     ] + examples.map(\.0),
     targets: [
@@ -32,7 +34,8 @@ let package = Package(
         // The versioned C ABI shared by the Apache shim (apache/) and SWGIBridge.
         .target(name: "CSWGIABI"),
         .target(name: "SWGIBridge", dependencies: ["SWGI", "CSWGIABI"], swiftSettings: swiftSettings),
-        .testTarget(name: "SWGITests", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        .target(name: "SWGITesting", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting"], swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).
         .target(name: "SWGITestApps", dependencies: ["SWGIBridge"], path: "Tests/Apps",
                 swiftSettings: swiftSettings),

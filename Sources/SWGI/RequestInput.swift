@@ -20,6 +20,7 @@ public final class RequestInput: Sequence {
     private let source: any InputSource
     private var buffer: [UInt8] = []
     private var start = 0
+    private var scratch: [UInt8] = []  // one block, reused for every read from the source
     private var atEnd = false
     /// The error that ended reading, if one did. Once set, every read throws it.
     public private(set) var error: (any Error)?
@@ -113,19 +114,19 @@ public final class RequestInput: Sequence {
             start = 0
         }
         let want = Swift.min(max, Self.blockSize)
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: want))
+        if scratch.isEmpty {
+            scratch = [UInt8](repeating: 0, count: Self.blockSize)
+        }
         let n: Int
         do {
-            n = try buffer.withUnsafeMutableBytes { raw in
-                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]))
+            n = try scratch.withUnsafeMutableBytes { raw in
+                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]))
             }
         } catch {
-            buffer.removeSubrange(old...)
             self.error = error
             throw error
         }
-        buffer.removeSubrange((old + n)...)
+        buffer.append(contentsOf: scratch[0..<n])
         if n == 0 { atEnd = true }
         return n > 0
     }

@@ -20,6 +20,10 @@ public struct SWGIError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let clientDisconnected = Code(name: "clientDisconnected")
         /// The request body could not be read (client gone, timeout, over the limit).
         public static let inputFailed = Code(name: "inputFailed")
+        /// The request is malformed (a form or multipart body that does not parse).
+        public static let badRequest = Code(name: "badRequest")
+        /// The request is larger than a limit the application set.
+        public static let tooLarge = Code(name: "tooLarge")
         /// The body was shorter than the `Content-Length` the application declared.
         public static let contentLengthMismatch = Code(name: "contentLengthMismatch")
     }

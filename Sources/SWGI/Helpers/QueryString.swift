@@ -40,14 +40,14 @@ public struct QueryParameters: Sendable, Sequence {
         pairs.makeIterator()
     }
 
-    /// Percent-decodes `bytes`, with `+` as a space.
-    public static func decode(_ bytes: some Collection<UInt8>) -> String {
+    /// Percent-decodes `bytes`, with `+` as a space unless `plusAsSpace` is false.
+    public static func decode(_ bytes: some Collection<UInt8>, plusAsSpace: Bool = true) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = bytes.startIndex
         while i != bytes.endIndex {
             let c = bytes[i]
-            if c == UInt8(ascii: "+") {
+            if c == UInt8(ascii: "+") && plusAsSpace {
                 out.append(UInt8(ascii: " "))
             } else if c == UInt8(ascii: "%"),
                       let h = bytes.index(i, offsetBy: 1, limitedBy: bytes.endIndex), h != bytes.endIndex,
