@@ -8,15 +8,16 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// An example application: a dynamic library that mod_swgi loads (`libNAME.so`).
-func example(_ name: String) -> (Product, Target) {
+func example(_ name: String, _ more: [Target.Dependency] = []) -> (Product, Target) {
     (
         .library(name: name, type: .dynamic, targets: [name]),
-        .target(name: name, dependencies: ["SWGIBridge"], path: "Sources/Examples/\(name)",
+        .target(name: name, dependencies: ["SWGIBridge"] + more, path: "Sources/Examples/\(name)",
                 swiftSettings: swiftSettings)
     )
 }
 
-let examples = ["Hello", "EnvironDump", "Greetings"].map(example)
+let examples = ["Hello", "EnvironDump", "Greetings", "ResultLength", "Dispatcher", "Methods", "Errors"].map { example($0) }
+    + ["Counter", "Guess"].map { example($0, ["SWGISessions"]) }
 
 let package = Package(
     name: "mod_swgi",
@@ -27,15 +28,23 @@ let package = Package(
         .library(name: "SWGIBridge", targets: ["SWGIBridge"]),
         // Call an application with no server, in tests (werkzeug's test client).
         .library(name: "SWGITesting", targets: ["SWGITesting"]),
+        // Sessions in a signed cookie (HMAC-SHA256 from swift-crypto).
+        .library(name: "SWGISessions", targets: ["SWGISessions"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
     ] + examples.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
     targets: [
         .target(name: "SWGI", swiftSettings: swiftSettings),
         // The versioned C ABI shared by the Apache shim (apache/) and SWGIBridge.
         .target(name: "CSWGIABI"),
         .target(name: "SWGIBridge", dependencies: ["SWGI", "CSWGIABI"], swiftSettings: swiftSettings),
         .target(name: "SWGITesting", dependencies: ["SWGI"], swiftSettings: swiftSettings),
-        .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting"], swiftSettings: swiftSettings),
+        .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
+        .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions"],
+                    swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).
         .target(name: "SWGITestApps", dependencies: ["SWGIBridge"], path: "Tests/Apps",
                 swiftSettings: swiftSettings),

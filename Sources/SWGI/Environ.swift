@@ -35,6 +35,9 @@ public struct Environ {
     public var multiprocess: Bool
     /// `swgi.run_once`: the process will serve this one request.
     public var runOnce: Bool
+    /// Objects middleware hands to the applications it wraps, by key (a
+    /// session, a user), as WSGI middleware puts objects in its environ.
+    public var objects: [String: Any] = [:]
 
     public init(
         variables: [String: String],

@@ -64,9 +64,11 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let host = HostConnection(host: req.host, callbacks: callbacks)
     let environ = makeEnviron(req, host: host)
     let name = environ["mod_swgi.application_path"] ?? "(unnamed)"
-    let outcome = Gateway.run(app, environ: environ, transport: host, name: name) { level, message in
-        host.log(level, message)
-    }
+    let log: (LogLevel, String) -> Void = { level, message in host.log(level, message) }
+    // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
+    let outcome = environ["SWGI_VALIDATE"] == "1"
+        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name, log: log)
+        : Gateway.run(app, environ: environ, transport: host, name: name, log: log)
     switch outcome {
     case .completed, .clientDisconnected:
         return SWGI_DONE
