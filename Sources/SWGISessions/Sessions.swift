@@ -183,6 +183,8 @@ enum Base64URL {
         while i < values.count {
             let n = min(4, values.count - i)
             let v0 = values[i], v1 = values[i + 1]
+            // Canonical only: the bits a short last group leaves over are zero.
+            if (n == 2 && v1 & 15 != 0) || (n == 3 && values[i + 2] & 3 != 0) { return nil }
             out.append(v0 << 2 | v1 >> 4)
             if n > 2 { out.append((v1 & 15) << 4 | values[i + 2] >> 2) }
             if n > 3 { out.append((values[i + 2] & 3) << 6 | values[i + 3]) }

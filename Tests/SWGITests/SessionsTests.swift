@@ -87,5 +87,7 @@ struct CountVisits: Application {
         #expect(Base64URL.encode(Array("hello?>".utf8)) == "aGVsbG8_Pg")
         #expect(Base64URL.decode("a") == nil)
         #expect(Base64URL.decode("a=") == nil)
+        #expect(Base64URL.decode("aB") == nil)  // non-zero leftover bits: not canonical
+        #expect(Base64URL.decode("aA") == [0x68])
     }
 }

@@ -122,6 +122,20 @@ SWGIAppAlias /deflated-environ @ROOT@/apps/libEnvironDump.so
     SetOutputFilter DEFLATE
 </LocationMatch>
 
+# The seed examples, each checked by the validator (SWGI_VALIDATE).
+SWGIAppAlias /resultlength @ROOT@/apps/libResultLength.so
+SWGIAppAlias /dispatcher @ROOT@/apps/libDispatcher.so
+SWGIAppAlias /methods @ROOT@/apps/libMethods.so
+SWGIAppAlias /errors @ROOT@/apps/libErrors.so
+SWGIAppAlias /counter @ROOT@/apps/libCounter.so
+SWGIAppAlias /guess @ROOT@/apps/libGuess.so
+SWGIAppAlias /blog @ROOT@/apps/libBlog.so
+<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog)(/|$)">
+    SetEnv SWGI_VALIDATE 1
+    SetEnv SWGI_SESSION_KEY test-session-key-0123456789abcdef-0123
+    SetEnv BLOG_DIR @ROOT@/blog
+</LocationMatch>
+
 RewriteEngine On
 RewriteRule ^/rewritten/(.*)$ /environ/$1 [PT,E=REWRITTEN:yes]
 
@@ -157,15 +171,12 @@ MODULES = ["rewrite", "auth_basic", "authn_core", "authn_file", "authz_user", "s
 
 
 def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
-    libs = {
-        "libHello.so": apps["Hello"],
-        "libEnvironDump.so": apps["EnvironDump"],
-        "libGreetings.so": apps["Greetings"],
-        "libSWGITestApps.so": apps["SWGITestApps"],
+    libs = {"lib%s.so" % name: path for name, path in apps.items()}
+    libs.update({
         "libno_entry.so": c_fixtures["no_entry"],
         "libwrong_abi.so": c_fixtures["wrong_abi"],
         "garbage.so": c_fixtures["garbage"],
-    }
+    })
     with open(os.path.join(FIXTURES, "environ.wsgi")) as f:
         wsgi = f.read()
     with open(apps["EnvironDump"], "rb") as f:
@@ -182,6 +193,8 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     server = Apache(module, mpm=mpm, site=SITE, apps=libs, modules=MODULES,
                     loglevel=loglevel, files=files)
     cert, key = self_signed_cert(server.path("conf"))
+    os.makedirs(server.path("blog"))
+    os.chmod(server.path("blog"), 0o777)  # written by Apache's user
     return server
 
 
