@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "SWGIBridge", targets: ["SWGIBridge"]),
         // Call an application with no server, in tests (werkzeug's test client).
         .library(name: "SWGITesting", targets: ["SWGITesting"]),
+        .library(name: "SWGIStatic", targets: ["SWGIStatic"]),
         // Sessions in a signed cookie (HMAC-SHA256 from swift-crypto).
         .library(name: "SWGISessions", targets: ["SWGISessions"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
@@ -39,14 +40,16 @@ let package = Package(
         .target(name: "SWGI", swiftSettings: swiftSettings),
         // The versioned C ABI shared by the Apache shim (apache/) and SWGIBridge.
         .target(name: "CSWGIABI"),
-        .target(name: "SWGIBridge", dependencies: ["SWGI", "CSWGIABI"], swiftSettings: swiftSettings),
-        .target(name: "SWGITesting", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        .target(name: "SWGIBridge", dependencies: ["SWGI", "SWGIStatic", "CSWGIABI"], swiftSettings: swiftSettings),
+        // Files: swgi.file_wrapper over POSIX files, and the StaticFiles middleware.
+        .target(name: "SWGIStatic", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        .target(name: "SWGITesting", dependencies: ["SWGI", "SWGIStatic"], swiftSettings: swiftSettings),
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
-        .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions"],
+        .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions", "SWGIStatic"],
                     swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).
-        .target(name: "SWGITestApps", dependencies: ["SWGIBridge"], path: "Tests/Apps",
+        .target(name: "SWGITestApps", dependencies: ["SWGIBridge", "SWGIStatic"], path: "Tests/Apps",
                 swiftSettings: swiftSettings),
     ] + examples.map(\.1)
 )

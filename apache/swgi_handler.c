@@ -300,6 +300,39 @@ static int host_write(void *h, const char *data, size_t len, int flush)
     return pass(host);
 }
 
+static int host_send_file(void *h, const char *path, size_t path_len,
+                          uint64_t offset, uint64_t length, int flush)
+{
+    swgi_host_t *host = h;
+    request_rec *r = host->r;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    const char *name;
+    apr_file_t *file;
+    apr_status_t rv;
+
+    if (!host->started) {
+        return SWGI_ESTATE;
+    }
+    if (host->client_gone) {
+        return SWGI_ECLIENT;
+    }
+    name = apr_pstrmemdup(r->pool, path, path_len);
+    /* Opened in the request pool: it stays open until the response is out. */
+    rv = apr_file_open(&file, name, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED
+                       | APR_FOPEN_LARGEFILE, APR_OS_DEFAULT, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot open %s to send it", name);
+        return SWGI_EFILE;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "sending %" APR_UINT64_T_FMT " bytes of %s in a file bucket", length, name);
+    apr_brigade_insert_file(host->bb, file, (apr_off_t)offset, (apr_off_t)length, r->pool);
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(host->bb, apr_bucket_flush_create(ba));
+    }
+    return pass(host);
+}
+
 static void host_log(void *h, int level, const char *message, size_t len)
 {
     swgi_host_t *host = h;
@@ -320,7 +353,8 @@ static const swgi_host_v1 host_callbacks = {
     host_read,
     host_start_response,
     host_write,
-    host_log
+    host_log,
+    host_send_file
 };
 
 /* --- the handler -------------------------------------------------------- */

@@ -29,11 +29,14 @@ public struct Body: ExpressibleByArrayLiteral {
     let storage: Storage
     @usableFromInline
     let onClose: (() -> Void)?
+    /// The file this body sends, when it is one (see ``FileRegion``).
+    public let fileRegion: FileRegion?
 
     /// A body of chunks that are all ready.
     public init(_ chunks: [Chunk], onClose: (() -> Void)? = nil) {
         storage = .chunks(chunks)
         self.onClose = onClose
+        fileRegion = nil
     }
 
     public init(arrayLiteral elements: Chunk...) {
@@ -45,6 +48,15 @@ public struct Body: ExpressibleByArrayLiteral {
     public init(next: @escaping () throws -> Chunk?, onClose: (() -> Void)? = nil) {
         storage = .producer(next)
         self.onClose = onClose
+        fileRegion = nil
+    }
+
+    /// A body of a file region: a server that sends files itself sends
+    /// `file`; everything else iterates `next`, which yields the same bytes.
+    public init(file: FileRegion, next: @escaping () throws -> Chunk?, onClose: (() -> Void)? = nil) {
+        storage = .producer(next)
+        self.onClose = onClose
+        fileRegion = file
     }
 
     /// A body that iterates `sequence` lazily.

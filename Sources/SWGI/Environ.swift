@@ -35,6 +35,8 @@ public struct Environ {
     public var multiprocess: Bool
     /// `swgi.run_once`: the process will serve this one request.
     public var runOnce: Bool
+    /// `swgi.file_wrapper`, when the server offers one.
+    public var fileWrapper: FileWrapper?
     /// Objects middleware hands to the applications it wraps, by key (a
     /// session, a user), as WSGI middleware puts objects in its environ.
     public var objects: [String: Any] = [:]
@@ -46,7 +48,8 @@ public struct Environ {
         urlScheme: String? = nil,
         multithread: Bool = false,
         multiprocess: Bool = false,
-        runOnce: Bool = false
+        runOnce: Bool = false,
+        fileWrapper: FileWrapper? = nil
     ) {
         self.variables = variables
         self.undecodable = [:]
@@ -56,6 +59,7 @@ public struct Environ {
         self.multithread = multithread
         self.multiprocess = multiprocess
         self.runOnce = runOnce
+        self.fileWrapper = fileWrapper
     }
 
     /// A string value; setting `nil` removes the key.

@@ -15,6 +15,13 @@ public protocol ResponseTransport: AnyObject {
     /// be on the wire before returning. Throws an ``SWGIError`` with code
     /// `.clientDisconnected` when the client is gone.
     func sendBody(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws
+    /// Sends a file region itself, if it can; returns false to have the body
+    /// iterated instead. The default cannot.
+    func sendFile(_ region: FileRegion) throws -> Bool
+}
+
+extension ResponseTransport {
+    public func sendFile(_ region: FileRegion) throws -> Bool { false }
 }
 
 /// How serving one request ended.
@@ -97,6 +104,7 @@ final class Response<T: ResponseTransport> {
 
     /// Sends every chunk of `body`, each before the next is asked for.
     func drain(_ body: Body) throws {
+        if let region = body.fileRegion, try sendFile(region) { return }
         let streaming: Bool
         if let ready = body.readyChunks {
             knownLength = ready.reduce(0) { $0 + $1.count }
@@ -136,6 +144,28 @@ final class Response<T: ResponseTransport> {
             sent += count
         }
         return count == chunk.count
+    }
+
+    /// Hands a file region to the transport, when it takes files and the
+    /// region fits the declared length. True when the region was sent.
+    func sendFile(_ region: FileRegion) throws -> Bool {
+        guard let head else {
+            throw SWGIError(.responseNotStarted, "the application returned a file body before calling startResponse")
+        }
+        if clientGone { throw SWGIError(.clientDisconnected, "the client has disconnected") }
+        if let limit = head.contentLength, limit != region.length { return false }
+        knownLength = region.length
+        try sendHeadIfNeeded()
+        if region.length == 0 { return true }
+        let sent: Bool
+        do {
+            sent = try transport.sendFile(region)
+        } catch {
+            clientGone = true
+            throw error
+        }
+        if sent { self.sent += region.length }
+        return sent
     }
 
     /// Ends the response: sends the head if the body was empty, checks the length.

@@ -1,4 +1,5 @@
 internal import CSWGIABI
+internal import SWGIStatic
 @_exported public import SWGI
 
 /// Makes `app` servable by mod_swgi (and by any host of the SWGI C ABI).
@@ -98,7 +99,8 @@ func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
         errors: ErrorStream { host.log(.error, $0) },
         multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
         multiprocess: req.flags & SWGI_FLAG_MULTIPROCESS != 0,
-        runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0
+        runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0,
+        fileWrapper: posixFileWrapper
     )
     for (name, bytes) in undecodable {
         environ.set(name, bytes: bytes)

@@ -54,6 +54,23 @@ final class HostConnection: InputSource, ResponseTransport {
         try check(callbacks.pointee.write(host, base.assumingMemoryBound(to: CChar.self), bytes.count, flush ? 1 : 0))
     }
 
+    func sendFile(_ region: FileRegion) throws -> Bool {
+        // A host built before send_file existed: the body is iterated instead.
+        guard Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size,
+              let sendFile = callbacks.pointee.send_file else { return false }
+        var path = region.path
+        let rc = path.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { p in
+                sendFile(host, p.baseAddress, p.count, UInt64(region.offset), UInt64(region.length), 1)
+            }
+        }
+        if rc == SWGI_EFILE {
+            throw SWGIError(.badRequest, "the server could not open \(region.path)")
+        }
+        try check(rc)
+        return true
+    }
+
     func log(_ level: LogLevel, _ message: String) {
         var message = message
         message.withUTF8 { utf8 in

@@ -1,4 +1,5 @@
 public import SWGI
+internal import SWGIStatic
 
 /// Calls an SWGI application with no server: builds the environ a server
 /// would, runs the application through the same ``Gateway`` the servers use,
@@ -132,7 +133,7 @@ public final class TestClient<A: Application> {
             vars["CONTENT_LENGTH"] = vars["CONTENT_LENGTH"] ?? String(body.count)
         }
         return Environ(variables: vars, input: RequestInput(bytes: body ?? []),
-                       urlScheme: Environ.scheme(https: vars["HTTPS"]))
+                       urlScheme: Environ.scheme(https: vars["HTTPS"]), fileWrapper: posixFileWrapper)
     }
 
     private func split(_ target: String) -> (String, String) {

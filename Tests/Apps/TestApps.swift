@@ -1,6 +1,7 @@
 // Applications for the integration tests: one library, several entry points
 // (which also exercises SWGIEntryPoint and entry=NAME).
 import SWGIBridge
+import SWGIStatic
 
 #if canImport(Glibc)
 import Glibc
@@ -160,6 +161,23 @@ struct Version: Application {
     }
 }
 
+/// The files under SetEnv STATIC_ROOT.
+struct Files: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try StaticFiles(root: environ["STATIC_ROOT"] ?? "/nonexistent")(environ, startResponse)
+    }
+}
+
+/// A file body that middleware iterates (upper-cased), so no file bucket.
+struct FileUpper: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        guard let wrap = environ.fileWrapper else { throw Failure(description: "no swgi.file_wrapper") }
+        let body = try wrap(path: (environ["STATIC_ROOT"] ?? "") + "/hello.txt")
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return body.map { Chunk($0.description.uppercased()) }
+    }
+}
+
 func residentKiB() -> Int {
     guard let f = fopen("/proc/self/status", "r") else { return 0 }
     defer { fclose(f) }
@@ -179,4 +197,6 @@ func residentKiB() -> Int {
 @c(swgi_entry_misbehave) public func misbehave() -> UnsafeRawPointer { exportApplication(Misbehave()) }
 @c(swgi_entry_status) public func status() -> UnsafeRawPointer { exportApplication(Status()) }
 @c(swgi_entry_writes) public func writes() -> UnsafeRawPointer { exportApplication(Writes()) }
+@c(swgi_entry_files) public func files() -> UnsafeRawPointer { exportApplication(Files()) }
+@c(swgi_entry_file_upper) public func fileUpper() -> UnsafeRawPointer { exportApplication(FileUpper()) }
 @c(swgi_entry_version) public func version() -> UnsafeRawPointer { exportApplication(Version()) }

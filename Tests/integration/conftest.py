@@ -122,6 +122,15 @@ SWGIAppAlias /deflated-environ @ROOT@/apps/libEnvironDump.so
     SetOutputFilter DEFLATE
 </LocationMatch>
 
+SWGIAppAlias /files @ROOT@/apps/libSWGITestApps.so entry=files
+SWGIAppAlias /file-upper @ROOT@/apps/libSWGITestApps.so entry=file_upper
+<LocationMatch "^/file">
+    SetEnv STATIC_ROOT @ROOT@/static
+    SetEnv SWGI_VALIDATE 1
+    EnableSendfile On
+    LogLevel swgi:trace1
+</LocationMatch>
+
 # The seed examples, each checked by the validator (SWGI_VALIDATE).
 SWGIAppAlias /resultlength @ROOT@/apps/libResultLength.so
 SWGIAppAlias /dispatcher @ROOT@/apps/libDispatcher.so
@@ -184,6 +193,9 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     password = subprocess.run(["openssl", "passwd", "-apr1", "secret"], check=True,
                               capture_output=True, text=True).stdout.strip()
     files = {
+        "static/hello.txt": "hello, world\n",
+        "static/big.bin": bytes(range(256)) * (5 * 4096),
+        "static/.secret": "hidden",
         "apps/environ.wsgi": wsgi,
         "apps/matched/environ.so": dump,
         "htdocs/apps/dump.so": dump,
@@ -193,6 +205,7 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     server = Apache(module, mpm=mpm, site=SITE, apps=libs, modules=MODULES,
                     loglevel=loglevel, files=files)
     cert, key = self_signed_cert(server.path("conf"))
+    os.symlink(server.path("conf", "htpasswd"), server.path("static", "escape.txt"))
     os.makedirs(server.path("blog"))
     os.chmod(server.path("blog"), 0o777)  # written by Apache's user
     return server

@@ -60,7 +60,7 @@ def test_design_keys_are_all_present(server):
                 "GATEWAY_INTERFACE", "SERVER_ADDR", "SERVER_ADMIN", "SERVER_SIGNATURE",
                 "PATH_TRANSLATED", "CONTEXT_PREFIX", "CONTEXT_DOCUMENT_ROOT",
                 "swgi.version", "swgi.url_scheme", "swgi.input", "swgi.errors",
-                "swgi.multithread", "swgi.multiprocess", "swgi.run_once",
+                "swgi.multithread", "swgi.multiprocess", "swgi.run_once", "swgi.file_wrapper",
                 "mod_swgi.process_group", "mod_swgi.request_id", "mod_swgi.request_start",
                 "mod_swgi.application_path"]:
         assert key in env, key

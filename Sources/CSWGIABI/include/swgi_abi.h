@@ -61,6 +61,8 @@ typedef struct swgi_pair {
 #define SWGI_ECLIENT (-1)
 /* The call is not allowed now (for example write before start_response). */
 #define SWGI_ESTATE (-2)
+/* The file to send cannot be opened; the host has logged why. */
+#define SWGI_EFILE (-3)
 
 /* Flags in swgi_request_v1.flags. */
 #define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
@@ -107,6 +109,17 @@ typedef struct swgi_host_v1 {
 
     /* Logs one line (no trailing newline needed) attributed to the request. */
     void (*log)(void *host, int level, const char *message, size_t len);
+
+    /*
+     * Sends `length` bytes of the file at `path` (not NUL-terminated) from
+     * `offset`, without the bytes passing through the application: the host
+     * opens the file itself (mod_swgi: an APR file bucket, which Apache
+     * sends with sendfile when EnableSendfile is on). Results as for write,
+     * plus SWGI_EFILE. Hosts whose `size` ends before this field lack it;
+     * the application then sends the bytes with write.
+     */
+    int (*send_file)(void *host, const char *path, size_t path_len,
+                     uint64_t offset, uint64_t length, int flush);
 } swgi_host_v1;
 
 /* One request, as the host hands it to the application. */

@@ -1,7 +1,8 @@
 // The environ as JSON, keys sorted: for checking a deployment.
 //
 // String values appear as they are; the typed swgi.* values by their type
-// (swgi.input and swgi.errors as "<RequestInput>" and "<ErrorStream>").
+// (swgi.input, swgi.errors and swgi.file_wrapper as "<RequestInput>",
+// "<ErrorStream>" and "<FileWrapper>").
 // Values whose bytes were not valid UTF-8 are also listed, as hex, under
 // "(undecodable)".
 import SWGIBridge
@@ -16,6 +17,9 @@ struct EnvironDump: Application {
         entries.append(("swgi.multithread", String(environ.multithread)))
         entries.append(("swgi.multiprocess", String(environ.multiprocess)))
         entries.append(("swgi.run_once", String(environ.runOnce)))
+        if environ.fileWrapper != nil {
+            entries.append(("swgi.file_wrapper", JSON.string("<FileWrapper>")))
+        }
         let undecodable = environ.undecodableKeys.sorted().map { key in
             (key, JSON.string((environ.bytes(key) ?? []).map(JSON.hex).joined(separator: " ")))
         }

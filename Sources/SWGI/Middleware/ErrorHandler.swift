@@ -37,7 +37,7 @@ public struct ErrorHandler<Wrapped: Application>: Application {
         if body.readyChunks != nil { return body }  // nothing left that can throw
         var chunks = body.makeIterator()
         var page: [Chunk]?
-        return Body(next: {
+        let next: () throws -> Chunk? = {
             if let remaining = page {
                 page = Array(remaining.dropFirst())
                 return remaining.first
@@ -52,7 +52,11 @@ public struct ErrorHandler<Wrapped: Application>: Application {
                 page = Array(chunks.dropFirst())
                 return chunks.first
             }
-        }, onClose: body.close)
+        }
+        if let region = body.fileRegion {
+            return Body(file: region, next: next, onClose: body.close)  // still a file for the server
+        }
+        return Body(next: next, onClose: body.close)
     }
 
     private func errorPage(_ error: any Error, _ environ: Environ, _ startResponse: StartResponse) throws -> Body {

@@ -71,6 +71,9 @@ public struct Validator<Wrapped: Application>: Application {
             }
             return Body(ready, onClose: close)
         }
+        if let region = body.fileRegion {
+            return Body(file: region, next: next, onClose: close)  // still a file for the server
+        }
         return Body(next: next, onClose: close)
     }
 
