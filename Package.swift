@@ -29,12 +29,15 @@ let package = Package(
         // Call an application with no server, in tests (werkzeug's test client).
         .library(name: "SWGITesting", targets: ["SWGITesting"]),
         .library(name: "SWGIStatic", targets: ["SWGIStatic"]),
+        // The standalone server (wsgiref.simple_server's counterpart).
+        .executable(name: "swgi-serve", targets: ["swgi-serve"]),
         // Sessions in a signed cookie (HMAC-SHA256 from swift-crypto).
         .library(name: "SWGISessions", targets: ["SWGISessions"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
     ] + examples.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "SWGI", swiftSettings: swiftSettings),
@@ -43,6 +46,13 @@ let package = Package(
         .target(name: "SWGIBridge", dependencies: ["SWGI", "SWGIStatic", "CSWGIABI"], swiftSettings: swiftSettings),
         // Files: swgi.file_wrapper over POSIX files, and the StaticFiles middleware.
         .target(name: "SWGIStatic", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "swgi-serve", dependencies: [
+            "CSWGIABI",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
         .target(name: "SWGITesting", dependencies: ["SWGI", "SWGIStatic"], swiftSettings: swiftSettings),
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),

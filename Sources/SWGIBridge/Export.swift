@@ -64,7 +64,7 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
     let environ = makeEnviron(req, host: host)
-    let name = environ["mod_swgi.application_path"] ?? "(unnamed)"
+    let name = environ["mod_swgi.application_path"] ?? environ["SCRIPT_FILENAME"] ?? "(unnamed)"
     let log: (LogLevel, String) -> Void = { level, message in host.log(level, message) }
     // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
     let outcome = environ["SWGI_VALIDATE"] == "1"

@@ -1,0 +1,39 @@
+import CSWGIABI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An application library, loaded as mod_swgi loads it: dlopen with
+/// RTLD_LOCAL, the entry point `swgi_entry_NAME`, the ABI version checked.
+struct LoadedApplication: @unchecked Sendable {
+    let table: UnsafePointer<swgi_app_v1>
+    let path: String
+    let entry: String
+}
+
+struct LoadError: Error, CustomStringConvertible {
+    let description: String
+}
+
+func loadApplication(path: String, entry: String) throws -> LoadedApplication {
+    _ = dlerror()
+    guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        throw LoadError(description: "cannot load SWGI application \(path): \(dlerror().map { String(cString: $0) } ?? "dlopen failed")")
+    }
+    let symbol = "swgi_entry_" + entry
+    guard let address = dlsym(handle, symbol) else {
+        throw LoadError(description: "cannot load SWGI application \(path): not an SWGI application: it exports no entry point '\(symbol)'")
+    }
+    typealias EntryPoint = @convention(c) () -> UnsafePointer<swgi_app_v1>?
+    guard let table = unsafeBitCast(address, to: EntryPoint.self)() else {
+        throw LoadError(description: "cannot load SWGI application \(path): entry point '\(symbol)' returned no application")
+    }
+    guard table.pointee.abi_version == SWGI_ABI_VERSION else {
+        throw LoadError(description: "cannot load SWGI application \(path): built for SWGI ABI version \(table.pointee.abi_version), but swgi-serve speaks version \(SWGI_ABI_VERSION)")
+    }
+    guard Int(table.pointee.size) >= MemoryLayout<swgi_app_v1>.size, table.pointee.handle != nil else {
+        throw LoadError(description: "cannot load SWGI application \(path): incomplete application table")
+    }
+    return LoadedApplication(table: table, path: path, entry: entry)
+}

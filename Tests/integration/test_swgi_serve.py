@@ -1,0 +1,175 @@
+"""swgi-serve runs the same application libraries without Apache and gives
+the same environ, and the same responses, for the same requests."""
+import http.client
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from client import raw, request, timed_chunks
+from harness import free_port
+
+# Keys both servers define, whose values must be equal for the same request.
+SHARED = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+          "SERVER_NAME", "SERVER_PROTOCOL", "REMOTE_ADDR", "REQUEST_URI", "REQUEST_SCHEME",
+          "GATEWAY_INTERFACE", "SERVER_ADDR", "swgi.version", "swgi.url_scheme", "swgi.input",
+          "swgi.errors", "swgi.file_wrapper", "swgi.run_once"]
+
+
+class SwgiServe:
+    """A running swgi-serve; stopped with stop()."""
+
+    def __init__(self, binary, library, mount="", env=(), entry="application"):
+        self.port = free_port()
+        args = [binary, "--port", str(self.port), "--mount", mount, "--entry", entry]
+        for name, value in env:
+            args += ["--setenv", name, value]
+        self.process = subprocess.Popen(args + [library], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        assert line.startswith("Serving "), line + self.process.stderr.read()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        return self.process.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def serve_binary(build):
+    _, apps = build
+    binary = os.path.join(os.path.dirname(apps["Hello"]), "swgi-serve")
+    assert os.path.exists(binary), "scripts/build builds swgi-serve"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def serve(serve_binary, build, tmp_path_factory):
+    _, apps = build
+    blog = tmp_path_factory.mktemp("serve-blog")
+    servers = {}
+
+    def start(name, mount, entry_lib=None, env=()):
+        if name not in servers:
+            servers[name] = SwgiServe(serve_binary, entry_lib or apps[name], mount, env)
+        return servers[name]
+
+    start.blog = str(blog)
+    yield start
+    for s in servers.values():
+        s.stop()
+
+
+def both(server, standalone, method, path, headers=None, body=None):
+    a = request(server, method, path, headers=headers, body=body)
+    b = request(server, method, path, headers=headers, body=body, port=standalone.port)
+    return a, b
+
+
+@pytest.mark.parametrize("method,path,headers,body", [
+    ("GET", "/environ/x/y?q=1&r=%20s", {"X-Custom": "v", "Accept": "text/plain", "Cookie": "a=1"}, None),
+    ("POST", "/environ", {"Content-Type": "application/x-www-form-urlencoded"}, b"a=1&b=2"),
+    ("GET", "/environ/caf%C3%A9/%E9", {"Authorization": "Basic eA==", "Proxy": "http://evil/", "X-A_B": "dropped"}, None),
+    ("GET", "/environ", {}, None),
+    ("GET", "/environ/", {}, None),
+])
+def test_same_environ_as_apache(server, serve, method, path, headers, body):
+    standalone = serve("EnvironDump", "/environ")
+    (ra, da), (rb, db) = both(server, standalone, method, path, headers, body)
+    a, b = json.loads(da), json.loads(db)
+    for key in SHARED:
+        assert a.get(key) == b.get(key), key
+    http_a = {k: v for k, v in a.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
+    http_b = {k: v for k, v in b.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
+    assert http_a == http_b
+    # Exact bytes of a PATH_INFO that is not UTF-8 (Apache also lists its own
+    # PATH_TRANSLATED and mod_rewrite's SCRIPT_URL there).
+    assert a.get("(undecodable)", {}).get("PATH_INFO") == b.get("(undecodable)", {}).get("PATH_INFO")
+    assert b["SERVER_PORT"] == str(standalone.port) and a["SERVER_PORT"] == str(server.port)
+
+
+def test_same_path_normalization_as_apache(server, serve):
+    standalone = serve("EnvironDump", "/environ")
+    for target in ["/environ//a/./b/../c", "/environ/%2e%2e/x", "/environ/a%2Fb", "/environ/../../x"]:
+        payload = ("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % target).encode()
+        out_a, out_b = raw(server, payload), raw(server, payload, port=standalone.port)
+        status_a, status_b = out_a.split(b" ")[1], out_b.split(b" ")[1]
+        assert status_a == status_b, (target, out_a[:100], out_b[:100])
+        if status_a == b"200":
+            env_a = json.loads(out_a.partition(b"\r\n\r\n")[2])
+            env_b = json.loads(out_b.partition(b"\r\n\r\n")[2])
+            assert env_a["PATH_INFO"] == env_b["PATH_INFO"], target
+
+
+@pytest.mark.parametrize("name,mount,requests", [
+    ("Hello", "/hello", [("GET", "/hello", None)]),
+    ("Greetings", "/greetings", [("GET", "/greetings?name=Zoe", None), ("GET", "/greetings", None)]),
+    ("ResultLength", "/resultlength", [("GET", "/resultlength?name=John", None)]),
+    ("Dispatcher", "/dispatcher", [("GET", "/dispatcher/app1", None), ("GET", "/dispatcher/x", None)]),
+    ("Methods", "/methods", [("GET", "/methods", None), ("POST", "/methods", b"12345"), ("PUT", "/methods", b"x")]),
+    ("Errors", "/errors", [("GET", "/errors?divisor=5", None), ("GET", "/errors/fail", None)]),
+])
+def test_examples_answer_the_same(server, serve, name, mount, requests):
+    standalone = serve(name, mount)
+    for method, path, body in requests:
+        (ra, da), (rb, db) = both(server, standalone, method, path, body=body)
+        assert (ra.status, da) == (rb.status, db), path
+        assert ra.getheader("Content-Type") == rb.getheader("Content-Type")
+
+
+def test_blog_session_through_swgi_serve(serve):
+    standalone = serve("Blog", "/blog", env=[("BLOG_DIR", serve.blog)])
+
+    def call(method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", standalone.port, timeout=10)
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    assert call("PUT", "/blog/test1", b"first")[0] == 201
+    assert call("PUT", "/blog/test1", b"second")[0] == 200
+    assert b"second" in call("GET", "/blog/test1?type=atom")[1]
+    assert call("DELETE", "/blog/test1") == (204, b"")
+    assert call("GET", "/blog/test1")[0] == 404
+
+
+def test_streaming_through_swgi_serve(serve_binary, build):
+    _, apps = build
+    standalone = SwgiServe(serve_binary, apps["SWGITestApps"], "/stream", entry="stream")
+    try:
+        seen = timed_chunks(standalone, "/stream?n=3&delay=400", ["chunk 1", "chunk 2", "chunk 3"])
+        times = [t for t, _ in seen]
+        assert len(times) == 3 and times[0] < 0.35 and times[2] - times[0] > 0.6, times
+    finally:
+        standalone.stop()
+
+
+@pytest.mark.parametrize("entry,method,path,size,expect", [
+    ("echo", "POST", "/", 10 << 20, b"bytes=10485760"),
+    ("misbehave", "GET", "/?how=throw-before", None, 500),
+    ("misbehave", "GET", "/?how=crlf-header", None, 500),
+])
+def test_test_apps_through_swgi_serve(serve_binary, build, entry, method, path, size, expect):
+    _, apps = build
+    body = b"x" * size if size else None
+    standalone = SwgiServe(serve_binary, apps["SWGITestApps"], entry=entry)
+    try:
+        resp, data = request(standalone, method, path, body=body)
+    finally:
+        log = standalone.stop()
+    if isinstance(expect, int):
+        assert resp.status == expect and b"evil" not in data
+        assert "failed" in log
+    else:
+        assert expect in data
+
+
+def test_bad_library_is_a_clear_error(serve_binary, c_fixtures):
+    result = subprocess.run([serve_binary, "--port", str(free_port()), c_fixtures["wrong_abi"]],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "built for SWGI ABI version 999" in result.stderr
+    result = subprocess.run([serve_binary, "--port", str(free_port()), "/nonexistent/libX.so"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "cannot load SWGI application /nonexistent/libX.so" in result.stderr
