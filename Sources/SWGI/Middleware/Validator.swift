@@ -16,6 +16,9 @@
 /// - a valid status and headers (see ``ResponseHead``), `Content-Type` present
 ///   except for 1xx, 204 and 304, and absent for 204 and 304.
 ///
+/// wsgiref's "the body is never a single string" needs no check here: a
+/// ``Body``'s elements are chunks, so the type system already enforces it.
+///
 /// ```swift
 /// let checked = Validator(MyApp())
 /// ```
