@@ -1,5 +1,5 @@
 import Testing
-import SWGI
+@testable import SWGI
 import SWGITesting
 @testable import SWGIStatic
 
@@ -94,6 +94,8 @@ final class Tree: Sendable {
         }
         #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == nil)
         #expect(HTTPDate.parse("garbage") == nil)
+        #expect(HTTPDate.rfc3339(784111777) == "1994-11-06T08:49:37Z")
+        #expect(HTTPDate.rfc3339(-1) == "1969-12-31T23:59:59Z")
     }
 
     @Test func fileWrapperBodiesIterateAndClose() throws {

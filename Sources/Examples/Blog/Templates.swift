@@ -29,24 +29,6 @@ func escape(_ s: String) -> String {
     return out
 }
 
-/// RFC 3339 time (UTC) of a Unix time, for Atom's `updated`.
-func rfc3339(_ time: Int) -> String {
-    let days = time >= 0 ? time / 86400 : (time - 86399) / 86400
-    let seconds = time - days * 86400
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719468
-    let era = (z >= 0 ? z : z - 146096) / 146097
-    let doe = z - era * 146097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-    func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    return "\(y)-\(two(m))-\(two(d))T\(two(seconds / 3600)):\(two(seconds / 60 % 60)):\(two(seconds % 60))Z"
-}
-
 struct Templates {
     let base: String  // the blog's URL, ending in "/"
 
@@ -99,7 +81,7 @@ struct Templates {
     }
 
     private func feed(_ entries: [Entry]) -> String {
-        let updated = rfc3339(entries.map(\.modified).max() ?? 0)
+        let updated = HTTPDate.rfc3339(entries.map(\.modified).max() ?? 0)
         var out = """
             <?xml version="1.0" encoding="utf-8"?>
             <feed xmlns="http://www.w3.org/2005/Atom">
@@ -116,7 +98,7 @@ struct Templates {
                 <title>\(escape(entry.title))</title>
                 <id>\(escape(link(entry, .atom)))</id>
                 <link href="\(escape(link(entry, .xhtml)))"/>
-                <updated>\(rfc3339(entry.modified))</updated>
+                <updated>\(HTTPDate.rfc3339(entry.modified))</updated>
                 <content type="text">\(escape(entry.text))</content>
                 </entry>
 

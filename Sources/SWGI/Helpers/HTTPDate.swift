@@ -1,20 +1,28 @@
-/// HTTP dates (RFC 9110 §5.6.7): IMF-fixdate, like "Sun, 06 Nov 1994 08:49:37 GMT".
-enum HTTPDate {
+/// Dates for HTTP headers and feeds, from Unix time (seconds), with no
+/// Foundation: IMF-fixdate (RFC 9110 §5.6.7) for `Last-Modified`, `Expires`
+/// and `If-Modified-Since`, and RFC 3339 for Atom.
+///
+/// ```swift
+/// HTTPDate.format(784111777)    // "Sun, 06 Nov 1994 08:49:37 GMT"
+/// HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT")   // 784111777
+/// HTTPDate.rfc3339(784111777)   // "1994-11-06T08:49:37Z"
+/// ```
+public enum HTTPDate {
     static let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func format(_ time: Int) -> String {
+    /// IMF-fixdate.
+    public static func format(_ time: Int) -> String {
         let day = floorDiv(time, 86400)
         let secs = time - day * 86400
         let (y, m, d) = civil(day)
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         let weekday = days[((day % 7) + 7) % 7]
         return "\(weekday), \(two(d)) \(months[m - 1]) \(y) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) GMT"
     }
 
     /// Parses an IMF-fixdate; nil for anything else (obsolete formats included,
     /// which then simply do not match).
-    static func parse(_ text: String) -> Int? {
+    public static func parse(_ text: String) -> Int? {
         let parts = text.split(separator: " ")
         guard parts.count == 6, parts[0].hasSuffix(","), parts[5] == "GMT",
               let d = Int(parts[1]), let m = months.firstIndex(of: String(parts[2])), let y = Int(parts[3]) else {
@@ -25,6 +33,16 @@ enum HTTPDate {
               (0..<61).contains(hms[2]) else { return nil }
         return days(y, m + 1, d) * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
     }
+
+    /// RFC 3339 in UTC, like "1994-11-06T08:49:37Z".
+    public static func rfc3339(_ time: Int) -> String {
+        let day = floorDiv(time, 86400)
+        let secs = time - day * 86400
+        let (y, m, d) = civil(day)
+        return "\(y)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60))Z"
+    }
+
+    static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     static func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : (a - b + 1) / b }
 
