@@ -46,8 +46,10 @@ let package = Package(
         .target(name: "SWGIBridge", dependencies: ["SWGI", "SWGIStatic", "CSWGIABI"], swiftSettings: swiftSettings),
         // Files: swgi.file_wrapper over POSIX files, and the StaticFiles middleware.
         .target(name: "SWGIStatic", dependencies: ["SWGI"], swiftSettings: swiftSettings),
+        // Loading application libraries from Swift (swgi-serve, swgi-express).
+        .target(name: "SWGIHosting", dependencies: ["CSWGIABI"], swiftSettings: swiftSettings),
         .executableTarget(name: "swgi-serve", dependencies: [
-            "CSWGIABI",
+            "CSWGIABI", "SWGIHosting",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -7,17 +7,27 @@
  */
 #include "mod_swgi.h"
 
+#include "http_core.h"
 #include "http_request.h"
 #include "ap_release.h"
 
 
-/* After mod_alias has been configured, fixups may have changed the handler
- * (mod_mime's AddHandler); an alias's application wins, as for ScriptAlias. */
+/* mod_mime's AddHandler may have changed the handler of an aliased
+ * request: the alias's application wins, as for ScriptAlias. A SetHandler
+ * configured for the URL (say server-status under an application mounted
+ * at /) wins over the alias, as it does over ScriptAlias. */
 static int swgi_fixups(request_rec *r)
 {
-    if (ap_get_module_config(r->request_config, &swgi_module)) {
-        r->handler = SWGI_HANDLER_NAME;
+    core_dir_config *core;
+
+    if (!ap_get_module_config(r->request_config, &swgi_module)) {
+        return DECLINED;
     }
+    core = ap_get_core_module_config(r->per_dir_config);
+    if ((core->handler && strcmp(core->handler, "none")) || core->expr_handler) {
+        return DECLINED;
+    }
+    r->handler = SWGI_HANDLER_NAME;
     return DECLINED;
 }
 

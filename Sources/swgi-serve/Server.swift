@@ -1,4 +1,5 @@
 import CSWGIABI
+import SWGIHosting
 import NIOCore
 import NIOHTTP1
 import NIOPosix

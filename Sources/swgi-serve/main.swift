@@ -2,6 +2,7 @@
 // application library over HTTP/1.1 with SwiftNIO, without Apache, loading
 // it as mod_swgi does (same C ABI, same environ).
 import NIOCore
+import SWGIHosting
 import NIOHTTP1
 import NIOPosix
 

@@ -78,6 +78,9 @@ SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
 <Location /by-location>
     SWGIEntryPoint status
 </Location>
+<Location /environ/status>
+    SetHandler server-status
+</Location>
 <Location /chunked>
     SWGIChunkedRequest On
 </Location>
@@ -176,7 +179,7 @@ Listen 127.0.0.1:@SSLPORT@
 """
 
 MODULES = ["rewrite", "auth_basic", "authn_core", "authn_file", "authz_user", "ssl",
-           "socache_shmcb", "deflate", "filter", "wsgi"]
+           "socache_shmcb", "deflate", "filter", "status", "wsgi"]
 
 
 def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):

@@ -85,3 +85,10 @@ def test_graceful_restart_picks_up_a_rebuilt_library(build):
         assert get(apache, "/app")[1] == b"My name is Alex"
     finally:
         apache.stop()
+
+
+def test_set_handler_under_an_alias_wins(server):
+    resp, data = get(server, "/environ/status")
+    assert resp.status == 200 and b"Apache Server Status" in data
+    resp, data = get(server, "/environ/other")
+    assert resp.status == 200 and b'"PATH_INFO": "/other"' in data

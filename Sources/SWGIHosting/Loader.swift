@@ -1,4 +1,4 @@
-import CSWGIABI
+public import CSWGIABI
 
 #if canImport(Glibc)
 import Glibc
@@ -6,17 +6,21 @@ import Glibc
 
 /// An application library, loaded as mod_swgi loads it: dlopen with
 /// RTLD_LOCAL, the entry point `swgi_entry_NAME`, the ABI version checked.
-struct LoadedApplication: @unchecked Sendable {
-    let table: UnsafePointer<swgi_app_v1>
-    let path: String
-    let entry: String
+/// Shared by the hosts written in Swift (swgi-serve) and the tools that check
+/// an application before serving it (swgi-express).
+public struct LoadedApplication: @unchecked Sendable {
+    public let table: UnsafePointer<swgi_app_v1>
+    public let path: String
+    public let entry: String
 }
 
-struct LoadError: Error, CustomStringConvertible {
-    let description: String
+public struct LoadError: Error, CustomStringConvertible {
+    public let description: String
 }
 
-func loadApplication(path: String, entry: String) throws -> LoadedApplication {
+/// Loads the application `entry` of the library at `path`; the error says
+/// which file and why, in the words mod_swgi logs.
+public func loadApplication(path: String, entry: String) throws -> LoadedApplication {
     _ = dlerror()
     guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
         throw LoadError(description: "cannot load SWGI application \(path): \(dlerror().map { String(cString: $0) } ?? "dlopen failed")")
