@@ -31,6 +31,8 @@ let package = Package(
         .library(name: "SWGIStatic", targets: ["SWGIStatic"]),
         // The standalone server (wsgiref.simple_server's counterpart).
         .executable(name: "swgi-serve", targets: ["swgi-serve"]),
+        // A private Apache in one command (mod_wsgi-express's counterpart).
+        .executable(name: "swgi-express", targets: ["swgi-express"]),
         // Sessions in a signed cookie (HMAC-SHA256 from swift-crypto).
         .library(name: "SWGISessions", targets: ["SWGISessions"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
@@ -38,6 +40,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .target(name: "SWGI", swiftSettings: swiftSettings),
@@ -54,6 +57,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "swgi-express", dependencies: [
+            "SWGIHosting",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
         .target(name: "SWGITesting", dependencies: ["SWGI", "SWGIStatic"], swiftSettings: swiftSettings),
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],

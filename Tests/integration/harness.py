@@ -16,7 +16,7 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TEMPLATE = os.path.join(REPO, "apache", "conf", "httpd.conf.in")
+TEMPLATE = os.path.join(os.path.dirname(__file__), "httpd.conf.in")
 APACHE = shutil.which("apache2") or shutil.which("httpd") or "/usr/sbin/apache2"
 
 
