@@ -36,6 +36,8 @@ let package = Package(
         // Sessions in a signed cookie (HMAC-SHA256 from swift-crypto).
         .library(name: "SWGISessions", targets: ["SWGISessions"]),
         .library(name: "SWGITestApps", type: .dynamic, targets: ["SWGITestApps"]),
+        // The Swift contestant of scripts/bench (apache/bench/ holds the others).
+        .library(name: "SWGIBench", type: .dynamic, targets: ["SWGIBench"]),
     ] + examples.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
@@ -65,6 +67,7 @@ let package = Package(
         .target(name: "SWGITesting", dependencies: ["SWGI", "SWGIStatic"], swiftSettings: swiftSettings),
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
+        .target(name: "SWGIBench", dependencies: ["SWGIBridge"], path: "Tests/Bench", swiftSettings: swiftSettings),
         .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions", "SWGIStatic"],
                     swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).

@@ -1,0 +1,49 @@
+// mod_swgi's side of scripts/bench: the same scenarios, the same bytes as
+// the C handler and the WSGI application (apache/bench/).
+import SWGIBridge
+
+let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
+
+struct Bench: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let path = environ.pathInfo
+        let scenario = path.split(separator: "/").last.map(String.init) ?? ""
+        switch scenario {
+        case "hello":
+            try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+            return ["Hello world!\n"]
+        case "environ":
+            let keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "SERVER_PROTOCOL", "QUERY_STRING",
+                        "HTTP_HOST", "HTTP_USER_AGENT", "REMOTE_ADDR", "SERVER_PORT", "SERVER_NAME"]
+            var text = Array(keys.map { environ[$0] ?? "" }.joined(separator: " ").utf8.prefix(199))
+            text += [UInt8](repeating: UInt8(ascii: "."), count: 199 - text.count)
+            text.append(UInt8(ascii: "\n"))
+            try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "200")])
+            return [Chunk(text)]
+        case "stream":
+            try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            var sent = 0
+            return Body(next: {
+                guard sent < 16 else { return nil }
+                sent += 1
+                return block
+            })
+        case "upload":
+            try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            let input = environ.input
+            return Body(next: {
+                let data = try input.read(65536)
+                return data.isEmpty ? nil : Chunk(data)
+            })
+        case "headers":
+            try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")]
+                                + (0..<10).map { ("X-Bench-\($0)", "value") })
+            return ["Hello world!\n"]
+        default:
+            try startResponse("404 Not Found", [("Content-Type", "text/plain")])
+            return ["unknown scenario\n"]
+        }
+    }
+}
+
+@c(swgi_entry_application) public func entry() -> UnsafeRawPointer { exportApplication(Bench()) }
