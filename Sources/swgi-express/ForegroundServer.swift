@@ -25,8 +25,15 @@ final class ForegroundServer: @unchecked Sendable {
     }
 
     func start() throws {
-        process.executableURL = URL(fileURLWithPath: root.environment.httpd)
-        process.arguments = ["-d", root.path, "-f", root.conf, "-DFOREGROUND"]
+        let httpd = [root.environment.httpd, "-d", root.path, "-f", root.conf, "-DFOREGROUND"]
+        if let setpriv = which(["setpriv"], extra: ["/usr/bin"]) {
+            // Apache ends with swgi-express even if swgi-express is killed outright.
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = ["--pdeathsig", "TERM", "--"] + httpd
+        } else {
+            process.executableURL = URL(fileURLWithPath: httpd[0])
+            process.arguments = Array(httpd.dropFirst())
+        }
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())

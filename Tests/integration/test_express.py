@@ -242,3 +242,14 @@ def test_clear_errors(express, c_fixtures, tmp_path):
         assert "Traceback" not in result.stderr and "Fatal error" not in result.stderr
     broken = express("serve", "--port", str(free_port()), os.path.join(FIXTURES, "Broken"))
     assert "undefinedNameForTheTest" in broken.stderr  # the compiler's own error
+
+
+def test_apache_ends_even_if_swgi_express_is_killed(express):
+    served = Served(express, express.apps["Hello"])
+    assert get(served, "/")[1] == b"Hello world!\n"
+    code, leftover, _ = served.stop(signal.SIGKILL)
+    deadline = time.time() + 15
+    while leftover and time.time() < deadline:
+        time.sleep(0.2)
+        leftover = subprocess.run(["pgrep", "-f", served.root], capture_output=True, text=True).stdout.split()
+    assert leftover == []
