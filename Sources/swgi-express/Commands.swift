@@ -94,7 +94,7 @@ struct Serve: ParsableCommand {
             try server.waitUntilListening()
             print("swgi-express: Apache (\(options.mpm) MPM) with mod_swgi, server root \(root.path)")
             for mount in root.mounts {
-                print("  http://\(options.host):\(options.port)\(mount.url == "/" ? "/" : mount.url)  ->  \(mount.library)")
+                print("  http://\(options.host):\(options.port)\(mount.url)  ->  \(mount.library)")
             }
             print("Ctrl-C stops it.")
             fflush(nil)
