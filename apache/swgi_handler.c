@@ -466,7 +466,7 @@ int swgi_handler(request_rec *r)
     if (host.passed) {
         return finish(&host, 0);
     }
-    /* Nothing left yet: answer with an error page of Apache's own. */
+    /* Nothing sent yet: answer with an error page of Apache's own. */
     apr_brigade_cleanup(host.bb);
     apr_table_clear(r->headers_out);
     r->status = HTTP_OK;

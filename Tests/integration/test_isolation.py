@@ -20,8 +20,9 @@ def skewed_library(tmp_path_factory):
     copy = tmp_path_factory.mktemp("skewed")
     shutil.copy(os.path.join(REPO, "Package.swift"), copy)
     shutil.copytree(os.path.join(REPO, "Sources"), copy / "Sources")
-    for part in ("Apps", "SWGITests"):
-        shutil.copytree(os.path.join(REPO, "Tests", part), copy / "Tests" / part)
+    # Every target folder the manifest names (not the test suites' own files).
+    shutil.copytree(os.path.join(REPO, "Tests"), copy / "Tests",
+                    ignore=shutil.ignore_patterns("integration", "Fixtures", ".build", "__pycache__"))
     app_file = copy / "Sources" / "SWGI" / "Application.swift"
     text = app_file.read_text()
     assert 'public let libraryVersion = "' in text
