@@ -253,3 +253,33 @@ def test_apache_ends_even_if_swgi_express_is_killed(express):
         time.sleep(0.2)
         leftover = subprocess.run(["pgrep", "-f", served.root], capture_output=True, text=True).stdout.split()
     assert leftover == []
+
+
+def test_process_and_logging_options_reach_the_configuration(express):
+    folder = world_readable_folder()
+    extra = os.path.join(folder, "extra.conf")
+    with open(extra, "w") as f:
+        f.write("SetEnv FROM_INCLUDE yes\n")
+    os.chmod(extra, 0o644)
+    for mpm, args, expected in [
+        ("prefork", ["--processes", "3", "--max-clients", "7"],
+         ["StartServers 3", "MaxRequestWorkers 7", "ServerLimit 7"]),
+        ("worker", ["--processes", "2", "--threads", "10"],
+         ["StartServers 2", "ThreadsPerChild 10", "MaxRequestWorkers 20"]),
+        ("event", ["--threads", "5", "--max-clients", "40"],
+         ["ThreadsPerChild 5", "MaxRequestWorkers 40", "ServerLimit 8"]),
+    ]:
+        root = os.path.join(folder, mpm)
+        result = express("setup", "--mpm", mpm, "--server-root", root, "--log-level", "info swgi:debug",
+                         "--include-file", extra, *args, express.apps["Hello"])
+        assert result.returncode == 0, result.stderr  # setup runs apachectl configtest
+        conf = open(os.path.join(root, "conf", "httpd.conf")).read()
+        for line in expected + ["LoadModule mpm_%s_module" % mpm, "LogLevel info swgi:debug",
+                                'Include "%s"' % extra]:
+            assert line in conf, (mpm, line)
+    served = Served(express, "--include-file", extra, express.apps["EnvironDump"])
+    try:
+        import json
+        assert json.loads(get(served, "/")[1])["FROM_INCLUDE"] == "yes"
+    finally:
+        served.stop()
