@@ -29,6 +29,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Folder of static files served beside the applications.") var documentRoot: String?
     @Option(help: "Entry point the libraries export (swgi_entry_NAME).") var entry = "application"
     @Option(help: "mod_swgi.so to load (default: the build tree's, then the installed one).") var module: String?
+    @Option(help: "The Apache httpd to run (default: apache2 or httpd on PATH or in /usr/sbin).") var httpdExecutable: String?
     @Argument(help: "Applications: lib.so, a SwiftPM package folder, or URL=APP to choose the mount point.")
     var applications: [String] = []
 
@@ -85,7 +86,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         try expressMain {
-            let environment = try Environment.find(module: options.module)
+            let environment = try Environment.find(module: options.module, httpd: options.httpdExecutable)
             try checkPortFree(host: options.host, port: options.port)
             let root = try options.serverRoot(environment, logToTerminal: true)
             try configtest(root)
@@ -111,7 +112,7 @@ struct Setup: ParsableCommand {
 
     func run() throws {
         try expressMain {
-            let environment = try Environment.find(module: options.module)
+            let environment = try Environment.find(module: options.module, httpd: options.httpdExecutable)
             let root = try options.serverRoot(environment, logToTerminal: false)
             let script = root.path + "/apachectl"
             try root.apachectl().write(toFile: script, atomically: true, encoding: .utf8)

@@ -6,8 +6,12 @@ struct Environment {
     let moduleDirectory: String
     let module: String
 
-    static func find(module explicit: String?) throws -> Environment {
-        guard let httpd = which(["apache2", "httpd"], extra: ["/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin"]) else {
+    static func find(module explicit: String?, httpd chosen: String? = nil) throws -> Environment {
+        if let chosen, !FileManager.default.isExecutableFile(atPath: chosen) {
+            throw Failure("Apache httpd not found at \(chosen). On Debian or Ubuntu: apt-get install apache2, "
+                          + "or give another --httpd-executable.")
+        }
+        guard let httpd = chosen ?? which(["apache2", "httpd"], extra: ["/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin"]) else {
             throw Failure("Apache httpd is not installed: neither apache2 nor httpd is on PATH or in /usr/sbin. "
                           + "On Debian or Ubuntu: apt-get install apache2 (and apache2-dev for apxs).")
         }

@@ -56,6 +56,7 @@ class Served:
         self.process.send_signal(sig)
         code = self.process.wait(timeout=30)
         leftover = subprocess.run(["pgrep", "-f", self.root], capture_output=True, text=True).stdout.split()
+        self.output = self.process.stdout.read()
         return code, leftover, self.process.stderr.read()
 
 
@@ -113,6 +114,7 @@ def test_one_application_at_the_root_with_options(express):
     finally:
         code, leftover, log = served.stop()
     assert code == 0 and leftover == []
+    assert '"GET /some/path HTTP/1.1" 200' in served.output  # --access-log: on the terminal
 
 
 def test_serve_a_package(express):
@@ -234,6 +236,7 @@ def test_clear_errors(express, c_fixtures, tmp_path):
         ((os.path.join(FIXTURES, "Broken"),), "building the package"),
         (("--mpm", "turbo", hello), "--mpm must be event, worker or prefork"),
         (("--module", "/nonexistent/mod_swgi.so", hello), "mod_swgi.so not found at /nonexistent/mod_swgi.so"),
+        (("--httpd-executable", "/nonexistent/apache2", hello), "apt-get install apache2"),
     ]
     for args, message in cases:
         result = express("serve", "--port", str(free_port()), *args)
