@@ -59,6 +59,16 @@ public struct Body: ExpressibleByArrayLiteral {
         fileRegion = file
     }
 
+    /// A body of the same bytes as `body`, produced through `next` by
+    /// middleware that watches the chunks without changing them (a
+    /// validator, an error handler): a file body stays a file body, so the
+    /// server may still send the file itself.
+    public init(forwarding body: Body, next: @escaping () throws -> Chunk?, onClose: (() -> Void)? = nil) {
+        storage = .producer(next)
+        self.onClose = onClose
+        fileRegion = body.fileRegion
+    }
+
     /// A body that iterates `sequence` lazily.
     public init<S: Sequence>(_ sequence: S, onClose: (() -> Void)? = nil) where S.Element == Chunk {
         var iterator = sequence.makeIterator()

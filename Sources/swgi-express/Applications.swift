@@ -47,7 +47,7 @@ func resolveApplications(_ args: [String], entry: String) throws -> [Mount] {
         }
     }
     // A single application without a URL is served at the root, as mod_wsgi-express does.
-    if mounts.count == 1, !args[0].contains("="), !mounts[0].url.isEmpty {
+    if mounts.count == 1, !args[0].contains("=") {
         mounts[0].url = "/"
     }
     for m in mounts where !m.url.hasPrefix("/") {

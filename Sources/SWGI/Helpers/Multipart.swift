@@ -101,10 +101,9 @@ public final class MultipartReader {
             if let i = find(delimiter) {
                 let n = Swift.min(i - start, max)
                 if n == 0 {
-                    start = i
+                    // The part ends here: step over its delimiter; nextPart reads what follows.
+                    start = i + delimiter.count
                     part.finished = true
-                    // Leave the delimiter for nextPart: step over it here.
-                    start += delimiter.count
                     return []
                 }
                 return take(n)

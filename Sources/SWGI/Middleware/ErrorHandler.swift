@@ -53,10 +53,7 @@ public struct ErrorHandler<Wrapped: Application>: Application {
                 return chunks.first
             }
         }
-        if let region = body.fileRegion {
-            return Body(file: region, next: next, onClose: body.close)  // still a file for the server
-        }
-        return Body(next: next, onClose: body.close)
+        return Body(forwarding: body, next: next, onClose: body.close)
     }
 
     private func errorPage(_ error: any Error, _ environ: Environ, _ startResponse: StartResponse) throws -> Body {

@@ -74,10 +74,7 @@ public struct Validator<Wrapped: Application>: Application {
             }
             return Body(ready, onClose: close)
         }
-        if let region = body.fileRegion {
-            return Body(file: region, next: next, onClose: close)  // still a file for the server
-        }
-        return Body(next: next, onClose: close)
+        return Body(forwarding: body, next: next, onClose: close)
     }
 
     static func checkEnviron(_ environ: Environ) -> [String] {
