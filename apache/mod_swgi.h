@@ -4,7 +4,8 @@
  * mod_swgi.c      module record, hooks
  * swgi_config.c   directives, per-server and per-directory configuration
  * swgi_loader.c   loading application libraries in each child
- * swgi_handler.c  the swgi-app handler: environ, body, response
+ * swgi_environ.c  the environ of a request
+ * swgi_handler.c  the swgi-app handler: body, response
  */
 #ifndef MOD_SWGI_H
 #define MOD_SWGI_H
@@ -65,6 +66,15 @@ void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
  * process. NULL, with one error-log line naming the file and the reason, if
  * it cannot be had. */
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry);
+
+/* swgi_environ.c */
+void swgi_environ_child_init(apr_pool_t *p, server_rec *s);
+/* The environ of r as pairs in r->pool (PATH_TRANSLATED deferred). */
+swgi_pair *swgi_build_environ(request_rec *r, swgi_dir_conf_t *dconf,
+                              const char *app_path, const char *entry,
+                              size_t *count);
+/* PATH_TRANSLATED, computed with a sub-request as Apache does; NULL if none. */
+const char *swgi_path_translated(request_rec *r);
 
 /* swgi_handler.c */
 void swgi_handler_child_init(apr_pool_t *p, server_rec *s);

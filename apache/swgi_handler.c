@@ -1,9 +1,9 @@
 /*
  * swgi_handler.c: the swgi-app handler.
  *
- * Builds the environ the way mod_wsgi does (Apache's CGI variables plus the
- * same adjustments), hands the request to the application through the C ABI
- * (swgi_abi.h), and streams what it returns through one bucket brigade.
+ * Hands the request, with its environ (swgi_environ.c), to the application
+ * through the C ABI (swgi_abi.h), and streams what it returns through one
+ * bucket brigade.
  */
 #include "mod_swgi.h"
 
@@ -11,9 +11,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
-#include "util_script.h"
 #include "ap_mpm.h"
-#include "mod_ssl.h"
 
 #include "apr_strings.h"
 #include "apr_buckets.h"
@@ -36,7 +34,6 @@ typedef struct {
 } swgi_host_t;
 
 static uint32_t mpm_flags;
-static APR_OPTIONAL_FN_TYPE(ssl_is_https) *is_https;
 
 void swgi_handler_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -54,103 +51,7 @@ void swgi_handler_child_init(apr_pool_t *p, server_rec *s)
     if (forked != AP_MPMQ_NOT_SUPPORTED && max_daemons > 1) {
         mpm_flags |= SWGI_FLAG_MULTIPROCESS;
     }
-    is_https = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
-}
-
-/* --- the environ ------------------------------------------------------- */
-
-static void collapse_slashes(request_rec *r, const char *name)
-{
-    const char *value = apr_table_get(r->subprocess_env, name);
-
-    if (value && strstr(value, "//")) {
-        char *copy = apr_pstrdup(r->pool, value);
-        ap_no2slash(copy);
-        apr_table_setn(r->subprocess_env, name, copy);
-    }
-}
-
-/*
- * Fills r->subprocess_env as mod_wsgi does for the same request: Apache's
- * CGI variables (which already leave out Authorization and Proxy, the
- * httpoxy header), no PATH, Authorization only when allowed, SCRIPT_NAME and
- * PATH_INFO always present with repeated slashes collapsed, HTTPS=1 under
- * SSL, HEAD seen as GET when an output filter needs the whole body.
- */
-static void build_environ(request_rec *r, swgi_dir_conf_t *dconf,
-                          const char *app_path, const char *entry)
-{
-    apr_table_t *e = r->subprocess_env;
-    conn_rec *c = r->connection;
-    const char *value;
-
-    ap_add_cgi_vars(r);
-    ap_add_common_vars(r);
-
-    if (r->method_number == M_GET && r->header_only && r->output_filters
-        && r->output_filters->frec && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL) {
-        apr_table_setn(e, "REQUEST_METHOD", "GET");
-    }
-    if (dconf->pass_authorization == 1) {
-        value = apr_table_get(r->headers_in, "Authorization");
-        if (value) {
-            apr_table_setn(e, "HTTP_AUTHORIZATION", value);
-        }
-    }
-    apr_table_unset(e, "HTTP_PROXY");
-    /* The server process's own search path, not the request's: mod_wsgi
-     * leaves it out too. */
-    apr_table_unset(e, "PATH");
-    if (!apr_table_get(e, "PATH_INFO")) {
-        apr_table_setn(e, "PATH_INFO", "");
-    }
-    if (!apr_table_get(e, "SCRIPT_NAME")) {
-        apr_table_setn(e, "SCRIPT_NAME", "");
-    }
-    collapse_slashes(r, "SCRIPT_NAME");
-    collapse_slashes(r, "PATH_INFO");
-    if (is_https && is_https(c)) {
-        apr_table_set(e, "HTTPS", "1");
-    }
-
-    if (!r->log_id) {
-        ap_run_generate_log_id(c, r, &((request_rec *)r)->log_id);
-    }
-    apr_table_setn(e, "mod_swgi.version", MOD_SWGI_VERSION);
-    apr_table_setn(e, "mod_swgi.process_group", "");
-    apr_table_setn(e, "mod_swgi.application_path", app_path);
-    apr_table_setn(e, "mod_swgi.entry_point", entry);
-    apr_table_setn(e, "mod_swgi.request_start",
-                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
-    if (r->log_id) {
-        apr_table_setn(e, "mod_swgi.request_id", r->log_id);
-    }
-    if (c->log_id) {
-        apr_table_setn(e, "mod_swgi.connection_id", c->log_id);
-    }
-}
-
-/* The environ table as the ABI's pairs, pointing into the table's strings. */
-static swgi_pair *environ_pairs(request_rec *r, size_t *count)
-{
-    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
-    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
-    swgi_pair *pairs = apr_palloc(r->pool, sizeof(swgi_pair) * (arr->nelts + 1));
-    size_t n = 0;
-    int i;
-
-    for (i = 0; i < arr->nelts; i++) {
-        if (!elts[i].key || !elts[i].val) {
-            continue;
-        }
-        pairs[n].name.data = elts[i].key;
-        pairs[n].name.len = strlen(elts[i].key);
-        pairs[n].value.data = elts[i].val;
-        pairs[n].value.len = strlen(elts[i].val);
-        n++;
-    }
-    *count = n;
-    return pairs;
+    swgi_environ_child_init(p, s);
 }
 
 /* --- the callbacks ------------------------------------------------------ */
@@ -348,13 +249,30 @@ static void host_log(void *h, int level, const char *message, size_t len)
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", text);
 }
 
+static int host_environ_value(void *h, const char *name, size_t name_len,
+                              swgi_bytes *value)
+{
+    swgi_host_t *host = h;
+    const char *v;
+
+    if (name_len != sizeof("PATH_TRANSLATED") - 1
+        || memcmp(name, "PATH_TRANSLATED", name_len)) {
+        return SWGI_ESTATE;
+    }
+    v = swgi_path_translated(host->r);
+    value->data = v;
+    value->len = v ? strlen(v) : 0;
+    return SWGI_OK;
+}
+
 static const swgi_host_v1 host_callbacks = {
     sizeof(swgi_host_v1),
     host_read,
     host_start_response,
     host_write,
     host_log,
-    host_send_file
+    host_send_file,
+    host_environ_value
 };
 
 /* --- the handler -------------------------------------------------------- */
@@ -438,8 +356,6 @@ int swgi_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    build_environ(r, dconf, app_path, entry);
-
     memset(&host, 0, sizeof(host));
     host.r = r;
     host.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -450,7 +366,8 @@ int swgi_handler(request_rec *r)
     request.flags = mpm_flags;
     request.host = &host;
     request.callbacks = &host_callbacks;
-    request.environ = environ_pairs(r, &request.environ_count);
+    request.environ = swgi_build_environ(r, dconf, app_path, entry,
+                                         &request.environ_count);
 
     rc = app->handle(app->context, &request);
 

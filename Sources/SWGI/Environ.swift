@@ -16,10 +16,25 @@
 /// string holds U+FFFD in their place and ``bytes(_:)`` returns the exact bytes
 /// the server received. Nothing is dropped.
 public struct Environ {
-    /// The string-valued keys: CGI variables and server keys.
-    public private(set) var variables: [String: String]
-    /// Exact bytes of the values that were not valid UTF-8, by key.
-    private var undecodable: [String: [UInt8]]
+    /// The variables as the server received them; `nil` for an environ made
+    /// from a dictionary.
+    private var block: EnvironBlock?
+    /// Changes made to this copy: values set, keys removed.
+    private var changes: [String: Change] = [:]
+
+    private enum Change {
+        case removed
+        case string(String)
+        /// Bytes that are not valid UTF-8, and their decoding with U+FFFD.
+        case bytes([UInt8], String)
+
+        var string: String? {
+            switch self {
+            case .removed: return nil
+            case .string(let s), .bytes(_, let s): return s
+            }
+        }
+    }
 
     /// `swgi.input`: the request body.
     public var input: RequestInput
@@ -51,8 +66,8 @@ public struct Environ {
         runOnce: Bool = false,
         fileWrapper: FileWrapper? = nil
     ) {
-        self.variables = variables
-        self.undecodable = [:]
+        self.block = nil
+        self.changes = variables.mapValues { .string($0) }
         self.input = input
         self.errors = errors
         self.urlScheme = urlScheme ?? Environ.scheme(https: variables["HTTPS"])
@@ -62,40 +77,84 @@ public struct Environ {
         self.fileWrapper = fileWrapper
     }
 
+    /// An environ over the variables a server received (see ``EnvironBlock``).
+    public init(
+        block: EnvironBlock,
+        input: RequestInput,
+        errors: ErrorStream,
+        multithread: Bool,
+        multiprocess: Bool,
+        runOnce: Bool,
+        fileWrapper: FileWrapper?
+    ) {
+        self.block = block
+        self.input = input
+        self.errors = errors
+        self.urlScheme = Environ.scheme(https: block.string(for: "HTTPS"))
+        self.multithread = multithread
+        self.multiprocess = multiprocess
+        self.runOnce = runOnce
+        self.fileWrapper = fileWrapper
+    }
+
     /// A string value; setting `nil` removes the key.
     public subscript(key: String) -> String? {
-        get { variables[key] }
-        set {
-            variables[key] = newValue
-            undecodable[key] = nil
+        get {
+            if !changes.isEmpty, let change = changes[key] { return change.string }
+            return block?.string(for: key)
         }
+        set { changes[key] = newValue.map { .string($0) } ?? .removed }
+    }
+
+    /// Every string-valued key: CGI variables and server keys. This decodes
+    /// every value; ask for single keys with the subscript where you can.
+    public var variables: [String: String] {
+        var all = block?.dictionary() ?? [:]
+        for (key, change) in changes {
+            all[key] = change.string
+        }
+        return all
     }
 
     /// The exact bytes of a value as the server received them.
     public func bytes(_ key: String) -> [UInt8]? {
-        if let raw = undecodable[key] { return raw }
-        return variables[key].map { Array($0.utf8) }
+        if !changes.isEmpty, let change = changes[key] {
+            switch change {
+            case .removed: return nil
+            case .string(let s): return Array(s.utf8)
+            case .bytes(let raw, _): return raw
+            }
+        }
+        return block?.bytes(for: key)
     }
 
     /// Keys whose value was not valid UTF-8 (see ``bytes(_:)``).
-    public var undecodableKeys: Dictionary<String, [UInt8]>.Keys { undecodable.keys }
+    public var undecodableKeys: [String] {
+        var keys = Set(block?.undecodableKeys() ?? [])
+        for (key, change) in changes {
+            if case .bytes = change { keys.insert(key) } else { keys.remove(key) }
+        }
+        return keys.sorted()
+    }
 
     /// Sets a value from raw bytes: decoded as UTF-8, the bytes kept when invalid.
     public mutating func set(_ key: String, bytes: UnsafeRawBufferPointer) {
-        let buffer = bytes.bindMemory(to: UInt8.self)
-        if let s = String(validating: buffer, as: UTF8.self) {
-            variables[key] = s
-            undecodable[key] = nil
-        } else {
-            variables[key] = String(decoding: buffer, as: UTF8.self)
-            undecodable[key] = Array(buffer)
-        }
+        let (string, valid) = EnvironBlock.decode(bytes)
+        changes[key] = valid ? .string(string) : .bytes(Array(bytes), string)
     }
 
-    public var requestMethod: String { variables["REQUEST_METHOD"] ?? "GET" }
-    public var scriptName: String { variables["SCRIPT_NAME"] ?? "" }
-    public var pathInfo: String { variables["PATH_INFO"] ?? "" }
-    public var queryString: String { variables["QUERY_STRING"] ?? "" }
+    /// Whether a copy of this environ that the host did not make still holds
+    /// the server's variables: a host asks at the end of a request whether the
+    /// application kept the environ (see ``EnvironBlock/resolveDeferred()``).
+    public mutating func blockIsShared() -> Bool {
+        guard block != nil else { return false }
+        return !isKnownUniquelyReferenced(&block!)
+    }
+
+    public var requestMethod: String { self["REQUEST_METHOD"] ?? "GET" }
+    public var scriptName: String { self["SCRIPT_NAME"] ?? "" }
+    public var pathInfo: String { self["PATH_INFO"] ?? "" }
+    public var queryString: String { self["QUERY_STRING"] ?? "" }
 
     /// `https` when the `HTTPS` variable says so (`1`, `on`, `yes`, `true`), else `http`.
     public static func scheme(https: String?) -> String {

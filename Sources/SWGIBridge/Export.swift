@@ -63,13 +63,17 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
-    let environ = makeEnviron(req, host: host)
+    var environ = makeEnviron(req, host: host)
     let name = environ["mod_swgi.application_path"] ?? environ["SCRIPT_FILENAME"] ?? "(unnamed)"
-    let log: (LogLevel, String) -> Void = { level, message in host.log(level, message) }
     // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
     let outcome = environ["SWGI_VALIDATE"] == "1"
-        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name, log: log)
-        : Gateway.run(app, environ: environ, transport: host, name: name, log: log)
+        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name, log: host.log)
+        : Gateway.run(app, environ: environ, transport: host, name: name, log: host.log)
+    // An environ the application kept must not need the host later.
+    if environ.blockIsShared() {
+        host.resolveDeferredValues(of: req)
+    }
+    host.close()
     switch outcome {
     case .completed, .clientDisconnected:
         return SWGI_DONE
@@ -79,22 +83,30 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
 }
 
 func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
-    var variables = [String: String](minimumCapacity: req.environ_count)
-    var undecodable: [(String, UnsafeRawBufferPointer)] = []
+    let count = req.environ_count
+    var byteCount = 0
     if let pairs = req.environ {
-        for i in 0..<req.environ_count {
-            let pair = pairs[i]
-            let name = String(decoding: pair.name.buffer, as: UTF8.self)
-            let value = pair.value.buffer
-            if let s = String(validating: value.bindMemory(to: UInt8.self), as: UTF8.self) {
-                variables[name] = s
-            } else {
-                undecodable.append((name, value))
+        for i in 0..<count {
+            byteCount += pairs[i].name.len
+            if pairs[i].value.len != deferredLength {
+                byteCount += pairs[i].value.len
             }
         }
     }
-    var environ = Environ(
-        variables: variables,
+    let block = EnvironBlock(capacity: count, byteCount: byteCount,
+                             deferred: host.canDefer ? host.deferredValue : nil) { builder in
+        guard let pairs = req.environ else { return }
+        for i in 0..<count {
+            let pair = pairs[i]
+            if pair.value.len == deferredLength {
+                builder.appendDeferred(name: pair.name.buffer)
+            } else {
+                builder.append(name: pair.name.buffer, value: pair.value.buffer)
+            }
+        }
+    }
+    return Environ(
+        block: block,
         input: RequestInput(source: host),
         errors: ErrorStream { host.log(.error, $0) },
         multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
@@ -102,14 +114,13 @@ func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
         runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0,
         fileWrapper: posixFileWrapper
     )
-    for (name, bytes) in undecodable {
-        environ.set(name, bytes: bytes)
-    }
-    return environ
 }
+
+/// SWGI_DEFERRED, which C declares as `((size_t)-1)`.
+let deferredLength = Int(bitPattern: UInt.max)
 
 extension swgi_bytes {
     var buffer: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : len)
+        UnsafeRawBufferPointer(start: data, count: data == nil || len == deferredLength ? 0 : len)
     }
 }

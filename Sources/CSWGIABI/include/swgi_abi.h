@@ -64,6 +64,13 @@ typedef struct swgi_pair {
 /* The file to send cannot be opened; the host has logged why. */
 #define SWGI_EFILE (-3)
 
+/*
+ * The length of an environ value that the host computes only when asked,
+ * through swgi_host_v1.environ_value; its data is NULL. An application side
+ * that does not know it sees no value.
+ */
+#define SWGI_DEFERRED ((size_t)-1)
+
 /* Flags in swgi_request_v1.flags. */
 #define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
 #define SWGI_FLAG_MULTIPROCESS 0x2u  /* other requests may run in other processes */
@@ -71,8 +78,11 @@ typedef struct swgi_pair {
 
 /*
  * What the host offers the application for one request. Every callback
- * takes the request's `host` pointer first. All of them must be called on the
- * thread that called handle(), before handle() returns.
+ * takes the request's `host` pointer first. They may be called only while
+ * handle() runs, and never two at once: the host's request state (Apache's
+ * pools and brigades) is not thread-safe. The thread that called handle()
+ * is blocked in it meanwhile, so another thread may make the calls if the
+ * application side serializes them (SWGIBridge does).
  */
 typedef struct swgi_host_v1 {
     uint32_t size;
@@ -120,6 +130,17 @@ typedef struct swgi_host_v1 {
      */
     int (*send_file)(void *host, const char *path, size_t path_len,
                      uint64_t offset, uint64_t length, int flush);
+
+    /*
+     * Computes the value of an environ entry the host deferred (value.len ==
+     * SWGI_DEFERRED), such as PATH_TRANSLATED, which costs Apache a
+     * sub-request. On SWGI_OK *value holds it (valid until handle()
+     * returns; data NULL when the variable turns out to have no value).
+     * SWGI_ESTATE when the name was not deferred. Hosts whose `size` ends
+     * before this field defer nothing.
+     */
+    int (*environ_value)(void *host, const char *name, size_t name_len,
+                         swgi_bytes *value);
 } swgi_host_v1;
 
 /* One request, as the host hands it to the application. */
@@ -131,8 +152,9 @@ typedef struct swgi_request_v1 {
     /*
      * The CGI environment (REQUEST_METHOD, PATH_INFO, HTTP_*, ...) and the
      * host's own keys (mod_swgi.*), in the host's order. Names are ASCII;
-     * values are the request's bytes, which need not be valid UTF-8.
-     * Valid until handle() returns.
+     * values are the request's bytes, which need not be valid UTF-8. A name
+     * may occur twice: the first occurrence is the value. Values may be
+     * deferred (SWGI_DEFERRED). Valid until handle() returns.
      */
     const swgi_pair *environ;
     size_t environ_count;
