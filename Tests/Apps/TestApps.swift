@@ -178,6 +178,51 @@ struct FileUpper: Application {
     }
 }
 
+/// Keeps the environ of a `?keep` request past the request's end; a later
+/// request on the same connection (so the same process) shows what the kept
+/// copy still says. `?thread` reads the environ and the body on another
+/// thread while the request runs.
+struct Kept: Application {
+    nonisolated(unsafe) static var kept: Environ?
+
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        var lines: [String] = []
+        switch environ.queryString {
+        case "keep":
+            Kept.kept = environ
+            lines.append("kept")
+        case "thread":
+            nonisolated(unsafe) var seen = ""
+            onAnotherThread {
+                let body = (try? environ.input.read()) ?? []
+                seen = "\(environ["PATH_TRANSLATED"] ?? "-") \(environ.pathInfo) body=\(body.count)"
+            }
+            lines.append(seen)
+        default:
+            let kept = Kept.kept
+            lines.append(kept?["PATH_TRANSLATED"] ?? "-")
+            lines.append(kept?["PATH_INFO"] ?? "-")
+            lines.append(kept?["HTTP_X_KEPT"] ?? "-")
+            lines.append(String(kept?.variables.count ?? 0))
+        }
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return [Chunk(lines.joined(separator: "\n") + "\n")]
+    }
+}
+
+/// Runs `body` on a new thread and waits for it.
+func onAnotherThread(_ body: @escaping () -> Void) {
+    final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    pthread_create(&thread, nil, { arg in
+        let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    pthread_join(thread, nil)
+}
+
 func residentKiB() -> Int {
     guard let f = fopen("/proc/self/status", "r") else { return 0 }
     defer { fclose(f) }
@@ -199,4 +244,5 @@ func residentKiB() -> Int {
 @c(swgi_entry_writes) public func writes() -> UnsafeRawPointer { exportApplication(Writes()) }
 @c(swgi_entry_files) public func files() -> UnsafeRawPointer { exportApplication(Files()) }
 @c(swgi_entry_file_upper) public func fileUpper() -> UnsafeRawPointer { exportApplication(FileUpper()) }
+@c(swgi_entry_kept) public func kept() -> UnsafeRawPointer { exportApplication(Kept()) }
 @c(swgi_entry_version) public func version() -> UnsafeRawPointer { exportApplication(Version()) }

@@ -75,6 +75,12 @@ SWGIAppAlias /chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
+SWGIAppAlias /kept @ROOT@/apps/libSWGITestApps.so entry=kept
+# Apache's own functions build the environ of a request that asks for it
+# (test_environ compares them with mod_swgi's fast path).
+<If "-n req('X-SWGI-Environ')">
+    SetEnv SWGI_ENVIRON_APACHE 1
+</If>
 <Location /by-location>
     SWGIEntryPoint status
 </Location>

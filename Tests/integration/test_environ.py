@@ -195,3 +195,70 @@ def test_bytes_that_are_not_utf8_stay_reachable(server):
 def test_head_keeps_its_method(server):
     resp, data = request(server, "HEAD", "/environ")
     assert resp.status == 200 and data == b""
+
+
+# Keys that differ between two requests by construction.
+PER_REQUEST = {"REMOTE_PORT", "mod_swgi.request_start", "mod_swgi.request_id",
+               "mod_swgi.connection_id", "HTTP_X_SWGI_ENVIRON", "SWGI_ENVIRON_APACHE"}
+
+
+def both_paths(server, path, **kw):
+    """The environ from mod_swgi's fast path and from Apache's own functions
+    (SWGI_ENVIRON_APACHE), for the same request."""
+    headers = dict(kw.pop("headers", None) or {})
+    fast = environ(server, path, headers=headers, **kw)
+    apache = environ(server, path, headers=dict(headers, **{"X-SWGI-Environ": "apache"}), **kw)
+    assert apache.get("SWGI_ENVIRON_APACHE") == "1" and "SWGI_ENVIRON_APACHE" not in fast
+    a = {k: v for k, v in fast.items() if k not in PER_REQUEST}
+    b = {k: v for k, v in apache.items() if k not in PER_REQUEST}
+    assert sorted(a) == sorted(b), "keys differ: only fast %s, only Apache %s" % (
+        sorted(set(a) - set(b)), sorted(set(b) - set(a)))
+    for key in a:
+        assert a[key] == b[key], (key, a[key], b[key])
+    return fast
+
+
+def test_fast_environ_equals_apaches_own(server):
+    env = both_paths(server, "/environ/some//path/?x=1&y=%20z", headers={
+        "X-Custom": "one", "Proxy": "http://evil.test/", "Authorization": "Basic YWxpY2U6c2VjcmV0",
+        "X-Under_Score": "dropped", "X.Dot": "dropped", "Cookie": "a=1", "Proxy-Authorization": "x"})
+    assert env["PATH_TRANSLATED"].endswith("/some/path/")
+    both_paths(server, "/environ", method="POST", body=b"a=1",
+               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    both_paths(server, "/environ/caf%C3%A9/%E9?q=%E9")
+    both_paths(server, "/protected/x", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    both_paths(server, "/auth-pass", headers={"Authorization": "Bearer t"})
+    both_paths(server, "/rewritten/x/y")
+    both_paths(server, "/environ", port=server.port2, host="b.test")
+    both_paths(server, "/by-name/environ/rest")
+
+
+def test_fast_environ_equals_apaches_own_under_https(server):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    envs = []
+    for extra in ({}, {"X-SWGI-Environ": "apache"}):
+        conn = http.client.HTTPSConnection("127.0.0.1", server.ssl_port, timeout=10, context=context)
+        conn.request("GET", "/environ/secure", headers=extra)
+        envs.append({k: v for k, v in json.loads(conn.getresponse().read()).items() if k not in PER_REQUEST})
+        conn.close()
+    assert envs[0] == envs[1]
+
+
+def test_kept_environ_keeps_its_deferred_values(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/kept/some/where?keep", headers={"X-Kept": "yes"})
+    assert conn.getresponse().read() == b"kept\n"
+    conn.request("GET", "/kept?show")
+    translated, path_info, header, count = conn.getresponse().read().decode().splitlines()
+    conn.close()
+    assert translated.endswith("/some/where") and path_info == "/some/where"
+    assert header == "yes" and int(count) > 20
+
+
+def test_environ_and_input_from_another_thread(server):
+    resp, data = request(server, "POST", "/kept/a/b?thread", body=b"x" * 100000)
+    assert resp.status == 200
+    translated, path_info, body = data.decode().split()
+    assert translated.endswith("/a/b") and path_info == "/a/b" and body == "body=100000"
