@@ -33,6 +33,9 @@ typedef struct {
     ap_regex_t *regex;      /* for SWGIAppAliasMatch, or NULL */
     const char *target;     /* file path; may hold $N for a regex */
     const char *entry;      /* entry=NAME, or NULL */
+    /* In each child, what swgi_load_app found for a prefix alias (a
+     * swgi_cached_app_t), so that a request needs no lock or lookup. */
+    void *cached;
 } swgi_alias_t;
 
 typedef struct {
@@ -49,6 +52,7 @@ typedef struct {
 typedef struct {
     const char *app_path;
     const char *entry;              /* from entry=NAME, or NULL */
+    void **cache;                   /* the alias's cache slot, or NULL */
 } swgi_request_conf_t;
 
 /* swgi_config.c */
@@ -64,8 +68,10 @@ int swgi_translate_name(request_rec *r);
 void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
 /* The application table for (path, entry), loading it on first use in this
  * process. NULL, with one error-log line naming the file and the reason, if
- * it cannot be had. */
-const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry);
+ * it cannot be had. `cache`, if not NULL, is a slot that remembers the
+ * answer for later requests with the same path (see swgi_alias_t). */
+const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
+                                 void **cache);
 
 /* swgi_environ.c */
 void swgi_environ_child_init(apr_pool_t *p, server_rec *s);

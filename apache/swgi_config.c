@@ -215,6 +215,7 @@ int swgi_translate_name(request_rec *r)
         rconf = apr_pcalloc(r->pool, sizeof(*rconf));
         rconf->app_path = target;
         rconf->entry = alias->entry;
+        rconf->cache = alias->regex ? NULL : &alias->cached;
         ap_set_module_config(r->request_config, &swgi_module, rconf);
 
         /* As ScriptAlias does: the core's walk splits what follows the file

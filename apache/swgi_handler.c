@@ -302,6 +302,7 @@ int swgi_handler(request_rec *r)
     const swgi_app_v1 *app;
     const char *app_path;
     const char *entry;
+    void **cache = NULL;
     swgi_host_t host;
     swgi_request_v1 request;
     int rc;
@@ -315,6 +316,7 @@ int swgi_handler(request_rec *r)
     if (rconf) {
         app_path = rconf->app_path;
         entry = rconf->entry;
+        cache = rconf->cache;
     }
     else {
         /* AddHandler/SetHandler: the request names the file, as for CGI. */
@@ -351,7 +353,7 @@ int swgi_handler(request_rec *r)
         return rc;
     }
 
-    app = swgi_load_app(r, app_path, entry);
+    app = swgi_load_app(r, app_path, entry, cache);
     if (!app) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -10,6 +10,10 @@
  *
  * Loaded libraries are never closed (Swift images cannot be unloaded
  * safely); a rebuilt library is picked up by restarting Apache.
+ *
+ * A request through a prefix alias finds its application in the alias's
+ * cache slot, without the lock; the lock guards the table of loaded
+ * libraries (first loads, AliasMatch targets, AddHandler files, failures).
  */
 #include "mod_swgi.h"
 
@@ -28,6 +32,12 @@ typedef struct {
     apr_time_t mtime;           /* of the file that failed */
     apr_off_t size;
 } swgi_loaded_t;
+
+/* What an alias's cache slot points to; never changed once published. */
+typedef struct {
+    const char *entry;
+    const swgi_app_v1 *app;
+} swgi_cached_app_t;
 
 static apr_pool_t *loader_pool;
 static apr_hash_t *loaded;
@@ -105,17 +115,41 @@ static const swgi_app_v1 *open_app(const char *path, const char *entry,
     return app;
 }
 
-const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry)
+/* Publishes app in the alias's slot (called with the lock held): later
+ * requests read it without the lock. The slot is filled once; an alias
+ * whose locations name other entry points finds those in the table. */
+static void remember(void **cache, const char *entry, const swgi_app_v1 *app)
 {
-    const char *key = apr_pstrcat(r->pool, path, "\n", entry, NULL);
+    swgi_cached_app_t *cached;
+
+    if (!cache || __atomic_load_n(cache, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    cached = apr_palloc(loader_pool, sizeof(*cached));
+    cached->entry = apr_pstrdup(loader_pool, entry);
+    cached->app = app;
+    __atomic_store_n(cache, cached, __ATOMIC_RELEASE);
+}
+
+const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
+                                 void **cache)
+{
+    swgi_cached_app_t *cached = cache ? __atomic_load_n(cache, __ATOMIC_ACQUIRE) : NULL;
+    const char *key;
     swgi_loaded_t *item;
     apr_finfo_t finfo;
     const swgi_app_v1 *app;
     const char *reason = NULL;
 
+    /* The usual case: an alias whose application this child has loaded. */
+    if (cached && !strcmp(cached->entry, entry)) {
+        return cached->app;
+    }
+    key = apr_pstrcat(r->pool, path, "\n", entry, NULL);
     lock();
     item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
     if (item && item->app) {
+        remember(cache, entry, item->app);
         unlock();
         return item->app;
     }
@@ -152,6 +186,9 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     item->reason = reason;
     item->mtime = finfo.mtime;
     item->size = finfo.size;
+    if (app) {
+        remember(cache, entry, app);
+    }
     unlock();
 
     if (!app) {

@@ -18,7 +18,7 @@
 public struct Environ {
     /// The variables as the server received them; `nil` for an environ made
     /// from a dictionary.
-    private var block: EnvironBlock?
+    private var source: EnvironSource?
     /// Changes made to this copy: values set, keys removed.
     private var changes: [String: Change] = [:]
 
@@ -66,7 +66,7 @@ public struct Environ {
         runOnce: Bool = false,
         fileWrapper: FileWrapper? = nil
     ) {
-        self.block = nil
+        self.source = nil
         self.changes = variables.mapValues { .string($0) }
         self.input = input
         self.errors = errors
@@ -77,9 +77,9 @@ public struct Environ {
         self.fileWrapper = fileWrapper
     }
 
-    /// An environ over the variables a server received (see ``EnvironBlock``).
+    /// An environ over the variables a server received (see ``EnvironSource``).
     public init(
-        block: EnvironBlock,
+        source: EnvironSource,
         input: RequestInput,
         errors: ErrorStream,
         multithread: Bool,
@@ -87,10 +87,10 @@ public struct Environ {
         runOnce: Bool,
         fileWrapper: FileWrapper?
     ) {
-        self.block = block
+        self.source = source
         self.input = input
         self.errors = errors
-        self.urlScheme = Environ.scheme(https: block.string(for: "HTTPS"))
+        self.urlScheme = Environ.scheme(https: source.string(for: "HTTPS"))
         self.multithread = multithread
         self.multiprocess = multiprocess
         self.runOnce = runOnce
@@ -101,7 +101,7 @@ public struct Environ {
     public subscript(key: String) -> String? {
         get {
             if !changes.isEmpty, let change = changes[key] { return change.string }
-            return block?.string(for: key)
+            return source?.string(for: key)
         }
         set { changes[key] = newValue.map { .string($0) } ?? .removed }
     }
@@ -109,7 +109,7 @@ public struct Environ {
     /// Every string-valued key: CGI variables and server keys. This decodes
     /// every value; ask for single keys with the subscript where you can.
     public var variables: [String: String] {
-        var all = block?.dictionary() ?? [:]
+        var all = source?.dictionary() ?? [:]
         for (key, change) in changes {
             all[key] = change.string
         }
@@ -125,12 +125,12 @@ public struct Environ {
             case .bytes(let raw, _): return raw
             }
         }
-        return block?.bytes(for: key)
+        return source?.bytes(for: key)
     }
 
     /// Keys whose value was not valid UTF-8 (see ``bytes(_:)``).
     public var undecodableKeys: [String] {
-        var keys = Set(block?.undecodableKeys() ?? [])
+        var keys = Set(source?.undecodableKeys() ?? [])
         for (key, change) in changes {
             if case .bytes = change { keys.insert(key) } else { keys.remove(key) }
         }
@@ -143,12 +143,13 @@ public struct Environ {
         changes[key] = valid ? .string(string) : .bytes(Array(bytes), string)
     }
 
-    /// Whether a copy of this environ that the host did not make still holds
-    /// the server's variables: a host asks at the end of a request whether the
-    /// application kept the environ (see ``EnvironBlock/resolveDeferred()``).
-    public mutating func blockIsShared() -> Bool {
-        guard block != nil else { return false }
-        return !isKnownUniquelyReferenced(&block!)
+    /// The source of this environ's variables, if another copy of the
+    /// environ still reads it: a host asks at the end of a request whether
+    /// the application kept the environ, and if so gives the source a copy
+    /// of the variables that outlives the request.
+    public mutating func sharedSource() -> EnvironSource? {
+        guard source != nil, !isKnownUniquelyReferenced(&source!) else { return nil }
+        return source
     }
 
     public var requestMethod: String { self["REQUEST_METHOD"] ?? "GET" }

@@ -93,52 +93,76 @@ public struct ResponseHead: Sendable {
     }
 
     static func parseStatus(_ status: String) throws -> Int {
-        let u = Array(status.utf8)
-        guard u.count >= 5, u[3] == UInt8(ascii: " "),
-              u[0...2].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), u[0] != 0x30 else {
-            throw SWGIError(.invalidStatus, "invalid status \(quoted(status)): expected a three-digit code, a space and a reason, like \"200 OK\"")
+        var status = status
+        return try status.withUTF8 { u in
+            guard u.count >= 5, u[3] == UInt8(ascii: " "), isDigit(u[0]), isDigit(u[1]), isDigit(u[2]),
+                  u[0] != 0x30 else {
+                throw SWGIError(.invalidStatus, "invalid status \(quoted(String(decoding: u, as: UTF8.self))): expected a three-digit code, a space and a reason, like \"200 OK\"")
+            }
+            for i in 4..<u.count where u[i] < 0x20 || u[i] == 0x7F {
+                throw SWGIError(.invalidStatus, "invalid status \(quoted(String(decoding: u, as: UTF8.self))): control character in the reason")
+            }
+            return Int(u[0] - 0x30) * 100 + Int(u[1] - 0x30) * 10 + Int(u[2] - 0x30)
         }
-        for c in u[4...] where c < 0x20 || c == 0x7F {
-            throw SWGIError(.invalidStatus, "invalid status \(quoted(status)): control character in the reason")
-        }
-        return Int(u[0] - 0x30) * 100 + Int(u[1] - 0x30) * 10 + Int(u[2] - 0x30)
     }
 
-    static let hopByHop: Set<String> = [
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+
+    /// Hop-by-hop headers, and Status, which an application may not set.
+    static let forbidden = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+        "te", "trailer", "trailers", "transfer-encoding", "upgrade", "status",
     ]
 
     static func validateHeader(name: String, value: String) throws {
-        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+        var valid = !name.isEmpty
+        for c in name.utf8 where !isTokenByte(c) {
+            valid = false
+            break
+        }
+        guard valid else {
             throw SWGIError(.invalidHeader, "invalid header name \(quoted(name))")
         }
-        let lower = name.lowercased()
-        if hopByHop.contains(lower) {
-            throw SWGIError(.invalidHeader, "hop-by-hop header \(quoted(name)) is the server's to set, not the application's")
-        }
-        if lower == "status" {
-            throw SWGIError(.invalidHeader, "header \"Status\" is not allowed: pass the status to startResponse")
+        // Only names of a forbidden name's length are compared.
+        switch name.utf8.count {
+        case 2, 6, 7, 8, 10, 17, 18, 19:
+            for other in forbidden where equalsIgnoringCase(name, other) {
+                if other == "status" {
+                    throw SWGIError(.invalidHeader, "header \"Status\" is not allowed: pass the status to startResponse")
+                }
+                throw SWGIError(.invalidHeader, "hop-by-hop header \(quoted(name)) is the server's to set, not the application's")
+            }
+        default:
+            break
         }
         for c in value.utf8 where (c < 0x20 && c != 0x09) || c == 0x7F {
             throw SWGIError(.invalidHeader, "invalid value for header \(quoted(name)): control character \(hex(c)) (CR, LF and other control characters are not allowed)")
         }
     }
 
+    /// Whether `c` is a token character of RFC 9110: letters, digits and
+    /// ``!#$%&'*+-.^_`|~``.
+    @inline(__always)
     static func isTokenByte(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(c)
-        }
+        // Bit n of the masks: character n (low: 0-63, high: 64-127).
+        let low: UInt64 = 0x03FF_6CFA_0000_0000
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        if c < 64 { return low & (1 << UInt64(c)) != 0 }
+        if c < 128 { return high & (1 << UInt64(c - 64)) != 0 }
+        return false
     }
 
+    /// ASCII case-insensitive equality.
     static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { x, y in
-            (x | 0x20) == (y | 0x20) && ((x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A || x == y)
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }
+        var i = x.makeIterator(), j = y.makeIterator()
+        while let c = i.next(), let d = j.next() {
+            if c == d { continue }
+            let lower = c | 0x20
+            guard lower == d | 0x20, lower >= 0x61, lower <= 0x7A else { return false }
         }
+        return true
     }
 
     /// A string in quotes with control characters escaped, safe for a log line.

@@ -69,9 +69,9 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let outcome = environ["SWGI_VALIDATE"] == "1"
         ? Gateway.run(Validator(app), environ: environ, transport: host, name: name, log: host.log)
         : Gateway.run(app, environ: environ, transport: host, name: name, log: host.log)
-    // An environ the application kept must not need the host later.
-    if environ.blockIsShared() {
-        host.resolveDeferredValues(of: req)
+    // An environ the application kept must not need the request's memory later.
+    if let source = environ.sharedSource() as? RequestEnviron {
+        source.keepAfterRequest()
     }
     host.close()
     switch outcome {
@@ -83,30 +83,9 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
 }
 
 func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
-    let count = req.environ_count
-    var byteCount = 0
-    if let pairs = req.environ {
-        for i in 0..<count {
-            byteCount += pairs[i].name.len
-            if pairs[i].value.len != deferredLength {
-                byteCount += pairs[i].value.len
-            }
-        }
-    }
-    let block = EnvironBlock(capacity: count, byteCount: byteCount,
-                             deferred: host.canDefer ? host.deferredValue : nil) { builder in
-        guard let pairs = req.environ else { return }
-        for i in 0..<count {
-            let pair = pairs[i]
-            if pair.value.len == deferredLength {
-                builder.appendDeferred(name: pair.name.buffer)
-            } else {
-                builder.append(name: pair.name.buffer, value: pair.value.buffer)
-            }
-        }
-    }
-    return Environ(
-        block: block,
+    let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
+    let environ = Environ(
+        source: source,
         input: RequestInput(source: host),
         errors: ErrorStream { host.log(.error, $0) },
         multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
@@ -114,13 +93,9 @@ func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
         runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0,
         fileWrapper: posixFileWrapper
     )
+    return environ
 }
 
 /// SWGI_DEFERRED, which C declares as `((size_t)-1)`.
 let deferredLength = Int(bitPattern: UInt.max)
 
-extension swgi_bytes {
-    var buffer: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: data, count: data == nil || len == deferredLength ? 0 : len)
-    }
-}

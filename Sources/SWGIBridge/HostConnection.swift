@@ -39,6 +39,13 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         return try body()
     }
 
+    /// Runs `body` holding the lock; it learns whether the request still runs.
+    func withLock<R>(_ body: (_ running: Bool) -> R) -> R {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body(!closed)
+    }
+
     /// The request is over: the host's state is gone.
     func close() {
         pthread_mutex_lock(lock)
@@ -46,39 +53,22 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         pthread_mutex_unlock(lock)
     }
 
-    var canDefer: Bool {
-        Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size && callbacks.pointee.environ_value != nil
-    }
-
-    /// A deferred environ value, computed by the host once and then kept.
-    /// After the request, only values computed before it ended are known.
-    func deferredValue(_ name: String) -> [UInt8]? {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+    /// A deferred environ value, computed by the host once and then kept
+    /// (the caller holds the lock, and the request is running).
+    func deferredValueLocked(_ name: String) -> [UInt8]? {
         if let known = computed[name] { return known }
-        if closed { return nil }
+        guard Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size,
+              let environValue = callbacks.pointee.environ_value else { return nil }
         var value = swgi_bytes(data: nil, len: 0)
         var key = name
         let rc = key.withUTF8 { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { p in
-                callbacks.pointee.environ_value(host, p.baseAddress, p.count, &value)
+                environValue(host, p.baseAddress, p.count, &value)
             }
         }
-        let result: [UInt8]? = rc == SWGI_OK && value.data != nil
-            ? Array(UnsafeRawBufferPointer(start: value.data, count: value.len))
-            : nil
+        let result: [UInt8]? = rc == SWGI_OK && value.data != nil ? Array(value.bytes) : nil
         computed[name] = .some(result)
         return result
-    }
-
-    /// Computes every deferred value of the request now, while the host can.
-    func resolveDeferredValues(of request: swgi_request_v1) {
-        guard canDefer, let pairs = request.environ else { return }
-        for i in 0..<request.environ_count where pairs[i].value.len == deferredLength {
-            let name = pairs[i].name
-            _ = deferredValue(String(decoding: UnsafeRawBufferPointer(start: name.data, count: name.len)
-                .bindMemory(to: UInt8.self), as: UTF8.self))
-        }
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -93,29 +83,36 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     }
 
     func sendHead(_ head: ResponseHead) throws {
-        // One buffer holds every string, so the pairs can point into it for the call.
-        var storage: [UInt8] = Array(head.statusLine.utf8)
-        var spans: [(name: Range<Int>, value: Range<Int>)] = []
-        spans.reserveCapacity(head.headers.count)
+        // The strings are copied into one scratch buffer (on the stack when
+        // small) so that the pairs can point into it for the call.
+        var byteCount = head.statusLine.utf8.count
         for (name, value) in head.headers {
-            let n = storage.count
-            storage.append(contentsOf: name.utf8)
-            let v = storage.count
-            storage.append(contentsOf: value.utf8)
-            spans.append((n..<v, v..<storage.count))
+            byteCount += name.utf8.count + value.utf8.count
         }
-        let statusLength = head.statusLine.utf8.count
-        let rc = storage.withUnsafeBytes { raw -> Int32 in
-            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-            let pairs = spans.map { span in
-                swgi_pair(name: swgi_bytes(data: base + span.name.lowerBound, len: span.name.count),
-                          value: swgi_bytes(data: base + span.value.lowerBound, len: span.value.count))
-            }
-            return pairs.withUnsafeBufferPointer { p in
-                locked {
-                    callbacks.pointee.start_response(host, Int32(head.status),
-                                                     swgi_bytes(data: base, len: statusLength),
-                                                     p.baseAddress, p.count)
+        let rc = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: byteCount) { bytes in
+            withUnsafeTemporaryAllocation(of: swgi_pair.self, capacity: head.headers.count) { pairs in
+                let base = UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
+                var used = 0
+                func put(_ s: String) -> swgi_bytes {
+                    var s = s
+                    let start = used
+                    s.withUTF8 { utf8 in
+                        precondition(used + utf8.count <= byteCount)
+                        if let from = utf8.baseAddress, !utf8.isEmpty {
+                            (bytes.baseAddress! + used).update(from: from, count: utf8.count)
+                        }
+                        used += utf8.count
+                    }
+                    return swgi_bytes(data: base + start, len: used - start)
+                }
+                let status = put(head.statusLine)
+                for (i, (name, value)) in head.headers.enumerated() {
+                    let n = put(name)
+                    pairs[i] = swgi_pair(name: n, value: put(value))
+                }
+                return locked {
+                    callbacks.pointee.start_response(host, Int32(head.status), status,
+                                                     pairs.baseAddress, head.headers.count)
                 } ?? SWGI_ECLIENT
             }
         }

@@ -7,7 +7,7 @@ let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
 struct Bench: Application {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         let path = environ.pathInfo
-        let scenario = path.split(separator: "/").last.map(String.init) ?? ""
+        let scenario = path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
         switch scenario {
         case "hello":
             try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
