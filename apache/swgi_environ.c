@@ -174,8 +174,7 @@ static void add_own(env_t *e, request_rec *r, swgi_dir_conf_t *dconf,
     add(e, "mod_swgi.process_group", "");
     add(e, "mod_swgi.application_path", app_path);
     add(e, "mod_swgi.entry_point", entry);
-    add(e, "mod_swgi.request_start",
-        apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
+    add(e, "mod_swgi.request_start", apr_off_t_toa(r->pool, r->request_time));
     add(e, "mod_swgi.request_id", r->log_id);
     add(e, "mod_swgi.connection_id", c->log_id);
 }
@@ -260,20 +259,28 @@ static void add_fast(env_t *e, request_rec *r)
         if (!name || !h[i].val) {
             continue;
         }
-        if (!strcasecmp(name, "Content-Type")) {
-            add(e, "CONTENT_TYPE", h[i].val);
-            continue;
-        }
-        if (!strcasecmp(name, "Content-Length")) {
-            add(e, "CONTENT_LENGTH", h[i].val);
-            continue;
-        }
-        if ((!strcasecmp(name, "Authorization") || !strcasecmp(name, "Proxy-Authorization"))
-            && core->cgi_pass_auth != AP_CGI_PASS_AUTH_ON) {
-            continue;
-        }
-        if (!strcasecmp(name, "Proxy")) {
-            continue;   /* httpoxy: never HTTP_PROXY */
+        /* The special headers, compared only when the first letter fits. */
+        switch (apr_tolower(*name)) {
+        case 'c':
+            if (!strcasecmp(name, "Content-Type")) {
+                add(e, "CONTENT_TYPE", h[i].val);
+                continue;
+            }
+            if (!strcasecmp(name, "Content-Length")) {
+                add(e, "CONTENT_LENGTH", h[i].val);
+                continue;
+            }
+            break;
+        case 'a':
+        case 'p':
+            if ((!strcasecmp(name, "Authorization") || !strcasecmp(name, "Proxy-Authorization"))
+                && core->cgi_pass_auth != AP_CGI_PASS_AUTH_ON) {
+                continue;
+            }
+            if (!strcasecmp(name, "Proxy")) {
+                continue;   /* httpoxy: never HTTP_PROXY */
+            }
+            break;
         }
         variable = header_variable(r->pool, name, &len);
         if (variable) {
@@ -285,7 +292,7 @@ static void add_fast(env_t *e, request_rec *r)
     add(e, "SERVER_SOFTWARE", ap_get_server_banner());
     add(e, "SERVER_NAME", ap_escape_html(r->pool, ap_get_server_name_for_url(r)));
     add(e, "SERVER_ADDR", c->local_ip);
-    add(e, "SERVER_PORT", apr_psprintf(r->pool, "%u", ap_get_server_port(r)));
+    add(e, "SERVER_PORT", apr_itoa(r->pool, ap_get_server_port(r)));
     add(e, "REMOTE_HOST", ap_get_remote_host(c, r->per_dir_config, REMOTE_HOST, NULL));
     add(e, "REMOTE_ADDR", r->useragent_ip);
     add(e, "DOCUMENT_ROOT", ap_document_root(r));

@@ -7,7 +7,8 @@ let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
 struct Bench: Application {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         let path = environ.pathInfo
-        let scenario = path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        let scenario = slash.map { path[path.utf8.index(after: $0)...] } ?? path[...]
         switch scenario {
         case "hello":
             try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
