@@ -115,12 +115,7 @@ public struct ResponseHead: Sendable {
     ]
 
     static func validateHeader(name: String, value: String) throws {
-        var valid = !name.isEmpty
-        for c in name.utf8 where !isTokenByte(c) {
-            valid = false
-            break
-        }
-        guard valid else {
+        guard !name.isEmpty, allBytes(of: name, satisfy: isTokenByte) else {
             throw SWGIError(.invalidHeader, "invalid header name \(quoted(name))")
         }
         // Only names of a forbidden name's length are compared.
@@ -135,9 +130,23 @@ public struct ResponseHead: Sendable {
         default:
             break
         }
-        for c in value.utf8 where (c < 0x20 && c != 0x09) || c == 0x7F {
+        if !allBytes(of: value, satisfy: { c in (c >= 0x20 || c == 0x09) && c != 0x7F }) {
+            let c = value.utf8.first { c in (c < 0x20 && c != 0x09) || c == 0x7F }!
             throw SWGIError(.invalidHeader, "invalid value for header \(quoted(name)): control character \(hex(c)) (CR, LF and other control characters are not allowed)")
         }
+    }
+
+    /// Whether every UTF-8 byte of `s` satisfies `test` (a tight loop over
+    /// the string's own storage where it has one).
+    @inline(__always)
+    static func allBytes(of s: String, satisfy test: (UInt8) -> Bool) -> Bool {
+        if let result = s.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+            for c in bytes where !test(c) { return false }
+            return true
+        }) {
+            return result
+        }
+        return s.utf8.allSatisfy(test)
     }
 
     /// Whether `c` is a token character of RFC 9110: letters, digits and
@@ -156,8 +165,19 @@ public struct ResponseHead: Sendable {
     static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
         let x = a.utf8, y = b.utf8
         guard x.count == y.count else { return false }
-        var i = x.makeIterator(), j = y.makeIterator()
-        while let c = i.next(), let d = j.next() {
+        if let result = x.withContiguousStorageIfAvailable({ p in
+            y.withContiguousStorageIfAvailable { q in equalsIgnoringCase(p, q) }
+        }), let result {
+            return result
+        }
+        let p = Array(x), q = Array(y)  // strings without contiguous UTF-8
+        return p.withUnsafeBufferPointer { p in q.withUnsafeBufferPointer { q in equalsIgnoringCase(p, q) } }
+    }
+
+    private static func equalsIgnoringCase(_ p: UnsafeBufferPointer<UInt8>, _ q: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard p.count == q.count else { return false }
+        for i in 0..<p.count {
+            let c = p[i], d = q[i]
             if c == d { continue }
             let lower = c | 0x20
             guard lower == d | 0x20, lower >= 0x61, lower <= 0x7A else { return false }

@@ -91,24 +91,13 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         }
         let rc = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: byteCount) { bytes in
             withUnsafeTemporaryAllocation(of: swgi_pair.self, capacity: head.headers.count) { pairs in
-                let base = UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
                 var used = 0
-                func put(_ s: String) -> swgi_bytes {
-                    var s = s
-                    let start = used
-                    s.withUTF8 { utf8 in
-                        precondition(used + utf8.count <= byteCount)
-                        if let from = utf8.baseAddress, !utf8.isEmpty {
-                            (bytes.baseAddress! + used).update(from: from, count: utf8.count)
-                        }
-                        used += utf8.count
-                    }
-                    return swgi_bytes(data: base + start, len: used - start)
-                }
-                let status = put(head.statusLine)
-                for (i, (name, value)) in head.headers.enumerated() {
-                    let n = put(name)
-                    pairs[i] = swgi_pair(name: n, value: put(value))
+                let status = HostConnection.put(head.statusLine, into: bytes, at: &used)
+                var i = 0
+                for (name, value) in head.headers {
+                    let n = HostConnection.put(name, into: bytes, at: &used)
+                    pairs[i] = swgi_pair(name: n, value: HostConnection.put(value, into: bytes, at: &used))
+                    i += 1
                 }
                 return locked {
                     callbacks.pointee.start_response(host, Int32(head.status), status,
@@ -117,6 +106,30 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
             }
         }
         try check(rc)
+    }
+
+    /// Copies the UTF-8 of `s` into `buffer` at `offset`, which it advances.
+    private static func put(_ s: String, into buffer: UnsafeMutableBufferPointer<UInt8>,
+                            at offset: inout Int) -> swgi_bytes {
+        let start = offset
+        var end = offset
+        let copied: Void? = s.utf8.withContiguousStorageIfAvailable { utf8 in
+            precondition(end + utf8.count <= buffer.count)
+            if let from = utf8.baseAddress, !utf8.isEmpty {
+                (buffer.baseAddress! + end).update(from: from, count: utf8.count)
+            }
+            end += utf8.count
+        }
+        if copied == nil {  // a string without contiguous UTF-8 (bridged)
+            for byte in s.utf8 {
+                precondition(end < buffer.count)
+                buffer[end] = byte
+                end += 1
+            }
+        }
+        offset = end
+        let base = UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+        return swgi_bytes(data: base + start, len: end - start)
     }
 
     func sendBody(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws {
