@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
     ],
     targets: [
         .target(name: "SWGI", swiftSettings: swiftSettings),
@@ -68,6 +69,12 @@ let package = Package(
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         .target(name: "SWGIBench", dependencies: ["SWGIBridge"], path: "Tests/Bench", swiftSettings: swiftSettings),
+        // scripts/microbench: the hot Swift paths with no server, with allocation counts.
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        .executableTarget(name: "swgi-microbench", dependencies: [
+            "SWGI", "SWGIBridge", "CSWGIABI", "CMallocCounter",
+            .product(name: "Benchmark", package: "swift-benchmark"),
+        ], path: "Benchmarks/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions", "SWGIStatic"],
                     swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).

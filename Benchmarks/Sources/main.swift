@@ -1,0 +1,281 @@
+// swgi-microbench: the hot Swift paths of a request, with no server.
+//
+// Each benchmark reports its time per call and `allocs`, the heap
+// allocations per call (counted by CMallocCounter, which interposes malloc
+// in this executable). The request benchmarks drive an application through
+// the C ABI exactly as mod_swgi does, with the environ mod_swgi passed for a
+// real request (captured-environ.txt) and a host whose callbacks do nothing
+// but count: they measure the whole Swift side of one request.
+//
+//   scripts/microbench                      every benchmark
+//   scripts/microbench --filter request     those whose name matches
+import Benchmark
+import CMallocCounter
+import CSWGIABI
+import SWGI
+import SWGIBridge
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: The captured request
+
+/// The captured environ as NUL-terminated C strings that live for the run.
+struct CapturedEnviron {
+    let pairs: UnsafeMutablePointer<swgi_pair>
+    let count: Int
+
+    init(_ entries: [(String, String)], deferring deferred: Set<String> = []) {
+        count = entries.count
+        pairs = .allocate(capacity: entries.count)
+        for (i, (name, value)) in entries.enumerated() {
+            let n = strdup(name)!
+            if deferred.contains(name) {
+                pairs[i] = swgi_pair(name: swgi_bytes(data: n, len: strlen(n)),
+                                     value: swgi_bytes(data: nil, len: Int(bitPattern: UInt.max)))
+            } else {
+                let v = strdup(value)!
+                pairs[i] = swgi_pair(name: swgi_bytes(data: n, len: strlen(n)), value: swgi_bytes(data: v, len: strlen(v)))
+            }
+        }
+    }
+}
+
+/// name=value lines next to this file (comments start with #).
+func loadCapturedEnviron() -> [(String, String)] {
+    let path = #filePath.split(separator: "/").dropLast(2).joined(separator: "/")
+    guard let file = fopen("/" + path + "/captured-environ.txt", "r") else {
+        fatalError("captured-environ.txt not found next to Benchmarks/Sources")
+    }
+    defer { fclose(file) }
+    var entries: [(String, String)] = []
+    var line: UnsafeMutablePointer<CChar>?
+    var capacity = 0
+    while getline(&line, &capacity, file) > 0 {
+        let text = String(cString: line!).trimmingSuffix("\n")
+        guard !text.hasPrefix("#"), let eq = text.firstIndex(of: "=") else { continue }
+        entries.append((String(text[..<eq]), String(text[text.index(after: eq)...])))
+    }
+    free(line)
+    return entries
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+// MARK: A host that only counts
+
+struct CountingHost {
+    var status: Int32 = 0
+    var bytes = 0
+    var body: [UInt8] = []
+    var bodyOffset = 0
+}
+
+nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
+    let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
+    table.initialize(to: swgi_host_v1(
+        size: UInt32(MemoryLayout<swgi_host_v1>.size),
+        read: { host, buf, len in
+            let h = host!.assumingMemoryBound(to: CountingHost.self)
+            let n = min(len, h.pointee.body.count - h.pointee.bodyOffset)
+            h.pointee.body.withUnsafeBytes { raw in
+                UnsafeMutableRawPointer(buf!).copyMemory(from: raw.baseAddress! + h.pointee.bodyOffset, byteCount: n)
+            }
+            h.pointee.bodyOffset += n
+            return Int64(n)
+        },
+        start_response: { host, status, _, _, _ in
+            host!.assumingMemoryBound(to: CountingHost.self).pointee.status = status
+            return SWGI_OK
+        },
+        write: { host, _, len, _ in
+            host!.assumingMemoryBound(to: CountingHost.self).pointee.bytes += len
+            return SWGI_OK
+        },
+        log: { _, _, message, len in
+            print("log:", String(decoding: UnsafeRawBufferPointer(start: message, count: len), as: UTF8.self))
+        },
+        send_file: nil,
+        environ_value: { _, _, _, value in
+            value!.pointee = swgi_bytes(data: translatedValue, len: strlen(translatedValue))
+            return SWGI_OK
+        }
+    ))
+    return table
+}()
+
+nonisolated(unsafe) let translatedValue: UnsafeMutablePointer<CChar> = strdup("/srv/www/apps/hello")!
+
+/// Serves one request to `app` (an exported table) as mod_swgi would.
+@inline(never)
+func serve(_ app: UnsafePointer<swgi_app_v1>, _ environ: CapturedEnviron, body: [UInt8] = []) -> CountingHost {
+    var host = CountingHost(body: body)
+    withUnsafeMutablePointer(to: &host) { h in
+        var request = swgi_request_v1(
+            size: UInt32(MemoryLayout<swgi_request_v1>.size), flags: SWGI_FLAG_MULTITHREAD | SWGI_FLAG_MULTIPROCESS,
+            host: UnsafeMutableRawPointer(h), callbacks: UnsafePointer(hostCallbacks),
+            environ: UnsafePointer(environ.pairs), environ_count: environ.count)
+        let rc = app.pointee.handle(app.pointee.context, &request)
+        precondition(rc == SWGI_DONE, "the application failed: \(rc)")
+    }
+    return host
+}
+
+// MARK: The applications (those of scripts/bench)
+
+let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
+
+struct Hello: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+        return ["Hello world!\n"]
+    }
+}
+
+struct EnvironReader: Application {
+    static let keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "SERVER_PROTOCOL", "QUERY_STRING",
+                       "HTTP_HOST", "HTTP_USER_AGENT", "REMOTE_ADDR", "SERVER_PORT", "SERVER_NAME"]
+
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        var text: [UInt8] = []
+        text.reserveCapacity(200)
+        for key in Self.keys {
+            text += (environ[key] ?? "").utf8
+            text.append(UInt8(ascii: " "))
+        }
+        text = Array(text.prefix(199)) + [UInt8](repeating: UInt8(ascii: "."), count: max(0, 199 - text.count))
+        text.append(UInt8(ascii: "\n"))
+        try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "200")])
+        return [Chunk(text)]
+    }
+}
+
+struct Headers: Application {
+    static let headers = [("Content-Type", "text/plain"), ("Content-Length", "13")]
+        + (0..<10).map { ("X-Bench-\($0)", "value") }
+
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", Self.headers)
+        return ["Hello world!\n"]
+    }
+}
+
+struct Stream: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+        var sent = 0
+        return Body(next: {
+            guard sent < 16 else { return nil }
+            sent += 1
+            return block
+        })
+    }
+}
+
+struct Upload: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+        let input = environ.input
+        return Body(next: {
+            let data = try input.read(65536)
+            return data.isEmpty ? nil : Chunk(data)
+        })
+    }
+}
+
+func exported<A: Application>(_ app: A) -> UnsafePointer<swgi_app_v1> {
+    exportApplication(app).assumingMemoryBound(to: swgi_app_v1.self)
+}
+
+// MARK: The benchmarks
+
+let captured = loadCapturedEnviron()
+nonisolated(unsafe) let environ = CapturedEnviron(captured, deferring: ["PATH_TRANSLATED"])
+nonisolated(unsafe) let helloApp = exported(Hello())
+nonisolated(unsafe) let environApp = exported(EnvironReader())
+nonisolated(unsafe) let headersApp = exported(Headers())
+nonisolated(unsafe) let streamApp = exported(Stream())
+nonisolated(unsafe) let uploadApp = exported(Upload())
+let uploadBody = [UInt8](repeating: 0x61, count: 1 << 20)
+
+/// Runs `body` as the measured call and adds its allocations to the `allocs`
+/// counter, averaged over the benchmark's iterations.
+func measured(_ state: inout BenchmarkState, _ body: () -> Void) throws {
+    let before = swgi_allocations()
+    try state.measure(f: body)
+    let after = swgi_allocations()
+    state.increment(counter: "allocs", by: Double(after - before) / Double(state.iterations))
+}
+
+benchmark("request: hello through the C ABI") { state in
+    try measured(&state) { precondition(serve(helloApp, environ).bytes == 13) }
+}
+benchmark("request: environ, 10 keys read") { state in
+    try measured(&state) { precondition(serve(environApp, environ).bytes == 200) }
+}
+benchmark("request: 12 response headers") { state in
+    try measured(&state) { precondition(serve(headersApp, environ).bytes == 13) }
+}
+benchmark("request: stream 16 x 64 KiB chunks") { state in
+    try measured(&state) { precondition(serve(streamApp, environ).bytes == 1 << 20) }
+}
+benchmark("request: upload 1 MiB read and echoed") { state in
+    try measured(&state) { precondition(serve(uploadApp, environ, body: uploadBody).bytes == 1 << 20) }
+}
+
+let ownedBlock: EnvironBlock = {
+    var bytes = 0
+    for (name, value) in captured { bytes += name.utf8.count + value.utf8.count }
+    return EnvironBlock(capacity: captured.count, byteCount: bytes) { builder in
+        for (name, value) in captured {
+            var name = name, value = value
+            name.withUTF8 { n in value.withUTF8 { v in builder.append(name: UnsafeRawBufferPointer(n), value: UnsafeRawBufferPointer(v)) } }
+        }
+    }
+}()
+
+benchmark("environ: copy of 36 captured variables (a kept environ)") { state in
+    try measured(&state) {
+        var bytes = 0
+        for i in 0..<environ.count { bytes += environ.pairs[i].name.len + max(0, environ.pairs[i].value.len) }
+        let block = EnvironBlock(capacity: environ.count, byteCount: bytes + 64) { builder in
+            for i in 0..<environ.count where environ.pairs[i].value.data != nil {
+                let p = environ.pairs[i]
+                builder.append(name: UnsafeRawBufferPointer(start: p.name.data, count: p.name.len),
+                               value: UnsafeRawBufferPointer(start: p.value.data, count: p.value.len))
+            }
+        }
+        precondition(block.count > 30)
+    }
+}
+benchmark("environ: 10 lookups in a copied environ") { state in
+    try measured(&state) {
+        var total = 0
+        for key in EnvironReader.keys { total += ownedBlock.string(for: key)?.utf8.count ?? 0 }
+        precondition(total > 0)
+    }
+}
+benchmark("headers: validate 12 response headers") { state in
+    try measured(&state) {
+        let head = try? ResponseHead(status: "200 OK", headers: Headers.headers)
+        precondition(head?.contentLength == 13)
+    }
+}
+benchmark("query: parse 6 parameters") { state in
+    try measured(&state) {
+        let q = QueryParameters(parsing: "q=swift+web&page=2&sort=date&lang=en&x=%E2%9C%93&empty=")
+        precondition(q["page"] == "2")
+    }
+}
+benchmark("cookies: parse 4 cookies") { state in
+    try measured(&state) {
+        let c = Cookies(header: "session=abc123; theme=dark; lang=en; _ga=GA1.2.3.4")
+        precondition(c["theme"] == "dark")
+    }
+}
+
+Benchmark.main()
