@@ -12,17 +12,43 @@ public struct Cookies: Sendable, Sequence {
     /// Pairs without `=` or with an empty name are skipped; double quotes
     /// around a value are removed; nothing is percent-decoded.
     public init(header: String) {
+        var header = header
+        pairs = header.withUTF8 { Self.parse($0) }
+    }
+
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var pairs: [(String, String)] = []
-        for part in header.split(separator: ";") {
-            guard let eq = part.firstIndex(of: "=") else { continue }
-            let name = part[..<eq].trimmingSpaces()
-            var value = part[part.index(after: eq)...].trimmingSpaces()
-            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
-                value = String(value.dropFirst().dropLast())
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            var eq = -1
+            while end < bytes.count && bytes[end] != UInt8(ascii: ";") {
+                if eq < 0 && bytes[end] == UInt8(ascii: "=") { eq = end }
+                end += 1
             }
-            if !name.isEmpty { pairs.append((name, value)) }
+            if eq >= 0 {
+                let name = trimmed(bytes, start, eq)
+                var value = trimmed(bytes, eq + 1, end)
+                if value.count >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
+                   bytes[value.upperBound - 1] == UInt8(ascii: "\"") {
+                    value = (value.lowerBound + 1)..<(value.upperBound - 1)
+                }
+                if !name.isEmpty {
+                    pairs.append((String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+                                  String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self)))
+                }
+            }
+            start = end + 1
         }
-        self.pairs = pairs
+        return pairs
+    }
+
+    /// `from..<to` without the spaces and tabs at either end.
+    private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Range<Int> {
+        var a = from, b = to
+        while a < b && (bytes[a] == UInt8(ascii: " ") || bytes[a] == UInt8(ascii: "\t")) { a += 1 }
+        while b > a && (bytes[b - 1] == UInt8(ascii: " ") || bytes[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
+        return a..<b
     }
 
     /// The first value of the cookie `name`.

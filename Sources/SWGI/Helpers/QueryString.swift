@@ -15,15 +15,32 @@ public struct QueryParameters: Sendable, Sequence {
     public let pairs: [(String, String)]
 
     public init(parsing query: some StringProtocol) {
+        var text = String(query)
+        pairs = text.withUTF8 { Self.parse($0) }
+    }
+
+    /// The pairs of `bytes`, split at `&` and at the first `=` of each part.
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var pairs: [(String, String)] = []
-        for part in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            if let eq = part.firstIndex(of: UInt8(ascii: "=")) {
-                pairs.append((Self.decode(part[..<eq]), Self.decode(part[part.index(after: eq)...])))
-            } else {
-                pairs.append((Self.decode(part), ""))
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            var eq = -1
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") {
+                if eq < 0 && bytes[end] == UInt8(ascii: "=") { eq = end }
+                end += 1
             }
+            if end > start {
+                if eq >= 0 {
+                    pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<eq]), plusAsSpace: true),
+                                  decode(UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<end]), plusAsSpace: true)))
+                } else {
+                    pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<end]), plusAsSpace: true), ""))
+                }
+            }
+            start = end + 1
         }
-        self.pairs = pairs
+        return pairs
     }
 
     /// The first value for `name`.
@@ -42,25 +59,39 @@ public struct QueryParameters: Sendable, Sequence {
 
     /// Percent-decodes `bytes`, with `+` as a space unless `plusAsSpace` is false.
     public static func decode(_ bytes: some Collection<UInt8>, plusAsSpace: Bool = true) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i != bytes.endIndex {
-            let c = bytes[i]
-            if c == UInt8(ascii: "+") && plusAsSpace {
-                out.append(UInt8(ascii: " "))
-            } else if c == UInt8(ascii: "%"),
-                      let h = bytes.index(i, offsetBy: 1, limitedBy: bytes.endIndex), h != bytes.endIndex,
-                      let l = bytes.index(h, offsetBy: 1, limitedBy: bytes.endIndex), l != bytes.endIndex,
-                      let hi = hexValue(bytes[h]), let lo = hexValue(bytes[l]) {
-                out.append(hi << 4 | lo)
-                i = l
-            } else {
-                out.append(c)
-            }
-            i = bytes.index(after: i)
+        if let decoded = bytes.withContiguousStorageIfAvailable({ decode($0, plusAsSpace: plusAsSpace) }) {
+            return decoded
         }
-        return String(decoding: out, as: UTF8.self)
+        return Array(bytes).withUnsafeBufferPointer { decode($0, plusAsSpace: plusAsSpace) }
+    }
+
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, plusAsSpace: Bool) -> String {
+        // Most names and values need no decoding: they become a string as they are.
+        var plain = true
+        for c in bytes where c == UInt8(ascii: "%") || (c == UInt8(ascii: "+") && plusAsSpace) {
+            plain = false
+            break
+        }
+        if plain { return String(decoding: bytes, as: UTF8.self) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out in
+            var n = 0
+            var i = 0
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "+") && plusAsSpace {
+                    out[n] = UInt8(ascii: " ")
+                } else if c == UInt8(ascii: "%"), i + 2 < bytes.count,
+                          let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) {
+                    out[n] = hi << 4 | lo
+                    i += 2
+                } else {
+                    out[n] = c
+                }
+                n += 1
+                i += 1
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<n]), as: UTF8.self)
+        }
     }
 
     private static func hexValue(_ c: UInt8) -> UInt8? {
