@@ -43,6 +43,9 @@ public final class RequestInput: Sequence {
         var out: [UInt8] = []
         let want = count ?? Int.max
         if want <= 0 { return out }
+        if start == buffer.count, let count, count <= Self.directLimit {
+            return try readDirect(count)
+        }
         let buffered = buffer.count - start
         if buffered > 0 {
             let n = Swift.min(buffered, want)
@@ -55,6 +58,66 @@ public final class RequestInput: Sequence {
             consume(n)
         }
         return out
+    }
+
+    /// Reads up to `buffer.count` bytes into `buffer`, fewer only at the end of
+    /// the body; returns the count (0 at the end). Bytes go from the server
+    /// straight into `buffer` when nothing is buffered.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        let buffered = Swift.min(self.buffer.count - start, buffer.count)
+        if buffered > 0 {
+            self.buffer.withUnsafeBytes { raw in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[start..<(start + buffered)]))
+            }
+            consume(buffered)
+            filled = buffered
+        }
+        while filled < buffer.count {
+            let n = try readSource(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
+    /// The largest `read(n)` that reads straight into the array it returns.
+    static let directLimit = 1 << 20
+
+    /// `read(count)` with nothing buffered: the server's bytes go straight
+    /// into the array returned, with no staging copy.
+    private func readDirect(_ count: Int) throws -> [UInt8] {
+        var failure: (any Error)?
+        let out = [UInt8](unsafeUninitializedCapacity: count) { storage, initialized in
+            initialized = 0
+            while initialized < count {
+                do {
+                    let n = try readSource(into: UnsafeMutableRawBufferPointer(
+                        UnsafeMutableBufferPointer(rebasing: storage[initialized..<count])))
+                    if n == 0 { break }
+                    initialized += n
+                } catch {
+                    failure = error
+                    break
+                }
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// One read from the source; records the end and errors.
+    private func readSource(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if let error { throw error }
+        if atEnd { return 0 }
+        do {
+            let n = try source.read(into: buffer)
+            if n == 0 { atEnd = true }
+            return n
+        } catch {
+            self.error = error
+            throw error
+        }
     }
 
     /// Reads one line, with its `\n`; the last line may lack it. `nil` at the

@@ -85,4 +85,26 @@ final class DribbleSource: InputSource {
         while case let block = try input.read(10_000), !block.isEmpty { total += block.count }
         #expect(total == 300_000)
     }
+
+    @Test func readIntoABufferTakesBufferedBytesFirstThenTheSource() throws {
+        let input = RequestInput(source: DribbleSource("line\nabcdefghij", step: 3))
+        #expect(try input.readLine() == Array("line\n".utf8))  // buffers some of what follows
+        var out = [UInt8](repeating: 0, count: 8)
+        let n = try out.withUnsafeMutableBytes { try input.read(into: $0) }
+        #expect(n == 8 && out == Array("abcdefgh".utf8))
+        let m = try out.withUnsafeMutableBytes { try input.read(into: $0) }
+        #expect(m == 2 && Array(out[0..<2]) == Array("ij".utf8))
+        #expect(try out.withUnsafeMutableBytes { try input.read(into: $0) } == 0)
+    }
+
+    @Test func directReadsStopAtTheEndAndKeepErrors() throws {
+        // Nothing buffered: read(n) fills its array straight from the source.
+        let input = RequestInput(source: DribbleSource("abcdefg", step: 2))
+        #expect(try input.read(5) == Array("abcde".utf8))
+        #expect(try input.read(5) == Array("fg".utf8))
+        #expect(try input.read(5) == [])
+        let failing = RequestInput(source: DribbleSource("abcdef", step: 2, failAt: 2))
+        #expect(throws: SWGIError.self) { try failing.read(4) }
+        #expect(throws: SWGIError.self) { try failing.read(1) }
+    }
 }
