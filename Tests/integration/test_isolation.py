@@ -20,6 +20,7 @@ def skewed_library(tmp_path_factory):
     copy = tmp_path_factory.mktemp("skewed")
     shutil.copy(os.path.join(REPO, "Package.swift"), copy)
     shutil.copytree(os.path.join(REPO, "Sources"), copy / "Sources")
+    shutil.copytree(os.path.join(REPO, "Benchmarks"), copy / "Benchmarks")
     # Every target folder the manifest names (not the test suites' own files).
     shutil.copytree(os.path.join(REPO, "Tests"), copy / "Tests",
                     ignore=shutil.ignore_patterns("integration", "Fixtures", ".build", "__pycache__"))
