@@ -72,8 +72,8 @@ public enum Gateway {
 }
 
 /// The state of one response: what was started, what was sent.
-final class Response<T: ResponseTransport> {
-    let transport: T
+final class Response {
+    let transport: any ResponseTransport
     let name: String
     let isHead: Bool
     let log: (LogLevel, String) -> Void
@@ -84,7 +84,7 @@ final class Response<T: ResponseTransport> {
     var clientGone = false
     var ended = false
 
-    init(transport: T, name: String, isHead: Bool, log: @escaping (LogLevel, String) -> Void) {
+    init(transport: any ResponseTransport, name: String, isHead: Bool, log: @escaping (LogLevel, String) -> Void) {
         self.transport = transport
         self.name = name
         self.isHead = isHead
