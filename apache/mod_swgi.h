@@ -74,13 +74,26 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
                                  void **cache);
 
 /* swgi_environ.c */
+/* The environ of one request, computed as the application asks for it. */
+typedef struct {
+    request_rec *r;
+    swgi_dir_conf_t *dconf;
+    const char *app_path;
+    const char *entry;
+    int apache;                 /* Apache's own functions build it */
+    const char **computed;      /* each provider's value, once known */
+    char *known;
+    const swgi_pair *all;       /* the whole environ, once built */
+    size_t all_count;
+} swgi_environ_t;
+
 void swgi_environ_child_init(apr_pool_t *p, server_rec *s);
-/* The environ of r as pairs in r->pool (PATH_TRANSLATED deferred). */
-swgi_pair *swgi_build_environ(request_rec *r, swgi_dir_conf_t *dconf,
-                              const char *app_path, const char *entry,
-                              size_t *count);
-/* PATH_TRANSLATED, computed with a sub-request as Apache does; NULL if none. */
-const char *swgi_path_translated(request_rec *r);
+void swgi_environ_init(swgi_environ_t *env, request_rec *r, swgi_dir_conf_t *dconf,
+                       const char *app_path, const char *entry);
+/* One variable (the first of that name), or NULL. */
+const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t len);
+/* Every variable, in the environ's order (pairs in r->pool). */
+const swgi_pair *swgi_environ_all(swgi_environ_t *env, size_t *count);
 
 /* swgi_handler.c */
 void swgi_handler_child_init(apr_pool_t *p, server_rec *s);

@@ -1,5 +1,5 @@
 /*
- * swgi_environ.c: the environ of one request, as the ABI's pairs.
+ * swgi_environ.c: the environ of one request.
  *
  * The values are those of mod_wsgi, which takes Apache's CGI variables
  * (ap_add_cgi_vars, ap_add_common_vars) and adjusts them: no PATH, no
@@ -9,13 +9,16 @@
  *
  * Apache's functions fill r->subprocess_env, a table, through a second
  * table that they overlap onto it: about a third of a small request's time
- * in a handler. The fast path here computes the same values from the same
- * sources straight into an array of pairs, and defers PATH_TRANSLATED (a
- * sub-request) until the application asks for it. Requests where Apache's
- * rules have more cases than the fast path knows (internal redirects, SSI,
- * CGIVar, proxy-noquery) take Apache's functions, as does every request
- * when `SetEnv SWGI_ENVIRON_APACHE 1` asks for it: the integration tests
- * compare the two paths key by key.
+ * in a handler. Here each variable has a provider that computes it from the
+ * same sources, when it is asked for: an application that reads five
+ * variables computes five (swgi_environ_get), and the whole environ is
+ * built only when the application enumerates it (swgi_environ_all). Both
+ * answer from the same providers, in the same order, so they agree; the
+ * integration tests check that they do, and that they agree with Apache's
+ * own functions. Requests where Apache's rules have more cases than the
+ * providers know (internal redirects, SSI, CGIVar, proxy-noquery) take
+ * Apache's functions, as does every request when `SetEnv
+ * SWGI_ENVIRON_APACHE 1` asks for it.
  */
 #include "mod_swgi.h"
 
@@ -31,57 +34,13 @@
 
 #include <stdlib.h>
 
-typedef struct {
-    swgi_pair *pairs;
-    size_t count;
-    size_t capacity;
-    apr_pool_t *pool;
-} env_t;
-
 static APR_OPTIONAL_FN_TYPE(ssl_is_https) *is_https;
 /* The child's LD_LIBRARY_PATH, which Apache passes to CGI scripts. */
 static const char *library_path;
 
-void swgi_environ_child_init(apr_pool_t *p, server_rec *s)
-{
-    is_https = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
-    library_path = getenv("LD_LIBRARY_PATH");
-    if (library_path) {
-        library_path = apr_pstrdup(p, library_path);
-    }
-}
+/* --- the providers ------------------------------------------------------ */
 
-static void add_len(env_t *e, const char *name, apr_size_t name_len,
-                    const char *value, apr_size_t value_len)
-{
-    swgi_pair *pair;
-
-    if (e->count == e->capacity) {
-        swgi_pair *grown = apr_palloc(e->pool, sizeof(swgi_pair) * e->capacity * 2);
-
-        memcpy(grown, e->pairs, sizeof(swgi_pair) * e->count);
-        e->pairs = grown;
-        e->capacity *= 2;
-    }
-    pair = &e->pairs[e->count++];
-    pair->name.data = name;
-    pair->name.len = name_len;
-    pair->value.data = value;
-    pair->value.len = value_len;
-}
-
-static void add(env_t *e, const char *name, const char *value)
-{
-    if (value) {
-        add_len(e, name, strlen(name), value, strlen(value));
-    }
-}
-
-/* A value the application gets only when it asks (swgi_host_v1.environ_value). */
-static void add_deferred(env_t *e, const char *name)
-{
-    add_len(e, name, strlen(name), NULL, SWGI_DEFERRED);
-}
+typedef const char *(*provider_fn)(swgi_environ_t *env);
 
 /* "//" collapsed to "/", as mod_wsgi does for SCRIPT_NAME and PATH_INFO. */
 static const char *collapsed(apr_pool_t *p, const char *value)
@@ -96,9 +55,77 @@ static const char *collapsed(apr_pool_t *p, const char *value)
     return copy;
 }
 
-/* The request-target of the request line, as Apache's REQUEST_URI. */
-static const char *request_target(request_rec *r)
+static int has_path_info(request_rec *r)
 {
+    return r->path_info && *r->path_info;
+}
+
+/* mod_swgi's own keys and adjustments: they come first and win. */
+
+static const char *own_method(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
+
+    /* A HEAD request whose output a filter reads in full (mod_deflate and
+     * the like): the application must produce the body, so it sees GET. */
+    if (r->method_number == M_GET && r->header_only && r->output_filters
+        && r->output_filters->frec && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL) {
+        return "GET";
+    }
+    return NULL;
+}
+
+static const char *own_authorization(swgi_environ_t *env)
+{
+    return env->dconf->pass_authorization == 1
+           ? apr_table_get(env->r->headers_in, "Authorization") : NULL;
+}
+
+static const char *own_https(swgi_environ_t *env)
+{
+    return is_https && is_https(env->r->connection) ? "1" : NULL;
+}
+
+static const char *own_version(swgi_environ_t *env) { return MOD_SWGI_VERSION; }
+static const char *own_process_group(swgi_environ_t *env) { return ""; }
+static const char *own_application_path(swgi_environ_t *env) { return env->app_path; }
+static const char *own_entry_point(swgi_environ_t *env) { return env->entry; }
+
+static const char *own_request_start(swgi_environ_t *env)
+{
+    return apr_off_t_toa(env->r->pool, env->r->request_time);
+}
+
+static const char *own_request_id(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
+
+    if (!r->log_id) {
+        ap_run_generate_log_id(r->connection, r, &r->log_id);
+    }
+    return r->log_id;
+}
+
+static const char *own_connection_id(swgi_environ_t *env)
+{
+    return env->r->connection->log_id;
+}
+
+/* ap_add_cgi_vars */
+
+static const char *cgi_gateway(swgi_environ_t *env) { return "CGI/1.1"; }
+static const char *cgi_protocol(swgi_environ_t *env) { return env->r->protocol; }
+static const char *cgi_method(swgi_environ_t *env) { return env->r->method; }
+
+static const char *cgi_query(swgi_environ_t *env)
+{
+    return env->r->args ? env->r->args : "";
+}
+
+/* The request-target of the request line. */
+static const char *cgi_request_uri(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
     const char *first = r->the_request, *last;
 
     if (!first) {
@@ -117,98 +144,332 @@ static const char *request_target(request_rec *r)
     return apr_pstrmemdup(r->pool, first, last - first);
 }
 
-/* HTTP_ + the header name upper-cased, '-' as '_'; NULL when the name has
- * another character (Apache does not export such headers: a header named
- * with '_' could pose as another). */
-static char *header_variable(apr_pool_t *p, const char *name, apr_size_t *len)
+static const char *cgi_script_name(swgi_environ_t *env)
 {
-    apr_size_t n = strlen(name);
-    char *out = apr_palloc(p, n + 6);
-    char *cp = out + 5;
+    request_rec *r = env->r;
 
-    memcpy(out, "HTTP_", 5);
-    for (; *name; name++) {
-        if (apr_isalnum(*name)) {
-            *cp++ = apr_toupper(*name);
+    if (has_path_info(r)) {
+        int start = ap_find_path_info(r->uri, r->path_info);
+
+        return collapsed(r->pool, apr_pstrndup(r->pool, r->uri, start));
+    }
+    return collapsed(r->pool, r->uri);
+}
+
+static const char *cgi_path_info(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
+    const char *value;
+
+    if (has_path_info(r)) {
+        return collapsed(r->pool, r->path_info);
+    }
+    /* Apache leaves PATH_INFO alone here: one from SetEnv stays. */
+    value = apr_table_get(r->subprocess_env, "PATH_INFO");
+    return value ? collapsed(r->pool, value) : "";
+}
+
+/* PATH_INFO looked up as a URL (escaped again first): a sub-request. */
+static const char *cgi_path_translated(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
+    request_rec *sub;
+    const char *value = NULL;
+
+    if (!has_path_info(r)) {
+        return NULL;
+    }
+    sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, r->path_info), r, NULL);
+    if (sub->filename) {
+        value = apr_pstrcat(r->pool, sub->filename, sub->path_info, NULL);
+    }
+    ap_destroy_sub_req(sub);
+    return value;
+}
+
+/* ap_add_common_vars (the request headers are not providers: see below) */
+
+static const char *common_library_path(swgi_environ_t *env) { return library_path; }
+static const char *common_signature(swgi_environ_t *env) { return ap_psignature("", env->r); }
+static const char *common_software(swgi_environ_t *env) { return ap_get_server_banner(); }
+
+static const char *common_server_name(swgi_environ_t *env)
+{
+    return ap_escape_html(env->r->pool, ap_get_server_name_for_url(env->r));
+}
+
+static const char *common_server_addr(swgi_environ_t *env)
+{
+    return env->r->connection->local_ip;
+}
+
+static const char *common_server_port(swgi_environ_t *env)
+{
+    return apr_itoa(env->r->pool, ap_get_server_port(env->r));
+}
+
+static const char *common_remote_host(swgi_environ_t *env)
+{
+    request_rec *r = env->r;
+
+    return ap_get_remote_host(r->connection, r->per_dir_config, REMOTE_HOST, NULL);
+}
+
+static const char *common_remote_addr(swgi_environ_t *env) { return env->r->useragent_ip; }
+static const char *common_document_root(swgi_environ_t *env) { return ap_document_root(env->r); }
+static const char *common_scheme(swgi_environ_t *env) { return ap_http_scheme(env->r); }
+static const char *common_context_prefix(swgi_environ_t *env) { return ap_context_prefix(env->r); }
+
+static const char *common_context_root(swgi_environ_t *env)
+{
+    return ap_context_document_root(env->r);
+}
+
+static const char *common_admin(swgi_environ_t *env) { return env->r->server->server_admin; }
+static const char *common_filename(swgi_environ_t *env) { return env->r->filename; }
+
+static const char *common_remote_port(swgi_environ_t *env)
+{
+    return apr_itoa(env->r->pool, env->r->connection->client_addr->port);
+}
+
+static const char *common_user(swgi_environ_t *env) { return env->r->user; }
+static const char *common_auth_type(swgi_environ_t *env) { return env->r->ap_auth_type; }
+static const char *common_ident(swgi_environ_t *env) { return ap_get_remote_logname(env->r); }
+
+/* The variables in the environ's order: where a name occurs twice, the
+ * first provider that has a value wins. HEADERS stands for the request
+ * headers, which come in the middle, as in ap_add_common_vars. */
+#define HEADERS NULL
+#define P(name, fn) { name, sizeof(name) - 1, fn }
+
+static const struct {
+    const char *name;
+    apr_size_t len;
+    provider_fn fn;
+} providers[] = {
+    P("REQUEST_METHOD", own_method),
+    P("HTTP_AUTHORIZATION", own_authorization),
+    P("HTTPS", own_https),
+    P("mod_swgi.version", own_version),
+    P("mod_swgi.process_group", own_process_group),
+    P("mod_swgi.application_path", own_application_path),
+    P("mod_swgi.entry_point", own_entry_point),
+    P("mod_swgi.request_start", own_request_start),
+    P("mod_swgi.request_id", own_request_id),
+    P("mod_swgi.connection_id", own_connection_id),
+    P("GATEWAY_INTERFACE", cgi_gateway),
+    P("SERVER_PROTOCOL", cgi_protocol),
+    P("REQUEST_METHOD", cgi_method),
+    P("QUERY_STRING", cgi_query),
+    P("REQUEST_URI", cgi_request_uri),
+    P("SCRIPT_NAME", cgi_script_name),
+    P("PATH_INFO", cgi_path_info),
+    P("PATH_TRANSLATED", cgi_path_translated),
+    { "", 0, HEADERS },
+    P("LD_LIBRARY_PATH", common_library_path),
+    P("SERVER_SIGNATURE", common_signature),
+    P("SERVER_SOFTWARE", common_software),
+    P("SERVER_NAME", common_server_name),
+    P("SERVER_ADDR", common_server_addr),
+    P("SERVER_PORT", common_server_port),
+    P("REMOTE_HOST", common_remote_host),
+    P("REMOTE_ADDR", common_remote_addr),
+    P("DOCUMENT_ROOT", common_document_root),
+    P("REQUEST_SCHEME", common_scheme),
+    P("CONTEXT_PREFIX", common_context_prefix),
+    P("CONTEXT_DOCUMENT_ROOT", common_context_root),
+    P("SERVER_ADMIN", common_admin),
+    P("SCRIPT_FILENAME", common_filename),
+    P("REMOTE_PORT", common_remote_port),
+    P("REMOTE_USER", common_user),
+    P("AUTH_TYPE", common_auth_type),
+    P("REMOTE_IDENT", common_ident),
+};
+
+#define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
+/* The first ten are mod_swgi's own, which Apache's functions do not set. */
+#define OWN_PROVIDERS 10
+
+/* For each name length, the providers of that length, in order (each list
+ * ends with -1): a lookup compares only names of its own length. */
+#define MAX_NAME 32
+static signed char by_length[MAX_NAME][NPROVIDERS + 1];
+
+static void index_providers(void)
+{
+    apr_size_t len, i, n;
+
+    for (len = 0; len < MAX_NAME; len++) {
+        n = 0;
+        for (i = 0; i < NPROVIDERS; i++) {
+            if (providers[i].fn && providers[i].len == len) {
+                by_length[len][n++] = (signed char)i;
+            }
         }
-        else if (*name == '-') {
-            *cp++ = '_';
+        by_length[len][n] = -1;
+    }
+}
+
+void swgi_environ_child_init(apr_pool_t *p, server_rec *s)
+{
+    is_https = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
+    index_providers();
+    library_path = getenv("LD_LIBRARY_PATH");
+    if (library_path) {
+        library_path = apr_pstrdup(p, library_path);
+    }
+}
+
+/* A provider's value, computed once per request. */
+static const char *provide(swgi_environ_t *env, apr_size_t i)
+{
+    if (!env->computed) {
+        env->computed = apr_pcalloc(env->r->pool, NPROVIDERS * sizeof(const char *));
+        env->known = apr_pcalloc(env->r->pool, NPROVIDERS);
+    }
+    if (!env->known[i]) {
+        env->computed[i] = providers[i].fn(env);
+        env->known[i] = 1;
+    }
+    return env->computed[i];
+}
+
+/* --- the request headers ------------------------------------------------ */
+
+/* What a request header becomes: CONTENT_TYPE, CONTENT_LENGTH, HTTP_ + the
+ * name upper-cased with '-' as '_', or nothing: Authorization and
+ * Proxy-Authorization unless CGIPassAuth allows them, Proxy (httpoxy), and
+ * names with other characters (a header named with '_' could pose as
+ * another). Compares the variable name `name` with what `header` becomes,
+ * or (name NULL) writes it to `out` (room for strlen(header) + 6). */
+static int header_variable(swgi_environ_t *env, const char *header,
+                           const char *name, apr_size_t name_len, char *out)
+{
+    const char *special = NULL;
+    const char *h;
+    apr_size_t i;
+
+    switch (apr_tolower(*header)) {
+    case 'c':
+        if (!strcasecmp(header, "Content-Type")) {
+            special = "CONTENT_TYPE";
+        }
+        else if (!strcasecmp(header, "Content-Length")) {
+            special = "CONTENT_LENGTH";
+        }
+        break;
+    case 'a':
+    case 'p':
+        if (!strcasecmp(header, "Authorization") || !strcasecmp(header, "Proxy-Authorization")) {
+            core_dir_config *core = ap_get_core_module_config(env->r->per_dir_config);
+
+            if (core->cgi_pass_auth != AP_CGI_PASS_AUTH_ON) {
+                return 0;
+            }
+        }
+        else if (!strcasecmp(header, "Proxy")) {
+            return 0;
+        }
+        break;
+    }
+    if (special) {
+        if (name) {
+            return name_len == strlen(special) && !memcmp(name, special, name_len);
+        }
+        strcpy(out, special);
+        return 1;
+    }
+    if (name && (name_len < 6 || memcmp(name, "HTTP_", 5))) {
+        return 0;
+    }
+    for (h = header, i = 5; *h; h++, i++) {
+        char c;
+
+        if (apr_isalnum(*h)) {
+            c = apr_toupper(*h);
+        }
+        else if (*h == '-') {
+            c = '_';
         }
         else {
-            return NULL;
+            return 0;
+        }
+        if (name) {
+            if (i >= name_len || name[i] != c) {
+                return 0;
+            }
+        }
+        else {
+            out[i] = c;
         }
     }
-    *cp = '\0';
-    *len = n + 5;
-    return out;
+    if (name) {
+        return i == name_len;
+    }
+    memcpy(out, "HTTP_", 5);
+    out[i] = '\0';
+    return 1;
 }
 
-static int is_header_method_get(request_rec *r)
+/* Whether a request header can become the variable `name`. */
+static int could_be_header(const char *name, apr_size_t len)
 {
-    /* A HEAD request whose output a filter will read in full (mod_deflate
-     * and the like): the application must produce the body, so it sees GET. */
-    return r->method_number == M_GET && r->header_only && r->output_filters
-           && r->output_filters->frec && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
+    return (len > 5 && !memcmp(name, "HTTP_", 5))
+           || (len == 12 && !memcmp(name, "CONTENT_TYPE", 12))
+           || (len == 14 && !memcmp(name, "CONTENT_LENGTH", 14));
 }
 
-/* The keys of mod_swgi and the adjustments both paths share; they come
- * first, so they win over a variable of the same name further on. */
-static void add_own(env_t *e, request_rec *r, swgi_dir_conf_t *dconf,
-                    const char *app_path, const char *entry)
+/* The value of the first request header that becomes `name`, or NULL. */
+static const char *header_value(swgi_environ_t *env, const char *name, apr_size_t len)
 {
-    conn_rec *c = r->connection;
+    const apr_array_header_t *arr = apr_table_elts(env->r->headers_in);
+    const apr_table_entry_t *h = (const apr_table_entry_t *)arr->elts;
+    int i;
 
-    if (is_header_method_get(r)) {
-        add(e, "REQUEST_METHOD", "GET");
+    for (i = 0; i < arr->nelts; i++) {
+        if (h[i].key && h[i].val && header_variable(env, h[i].key, name, len, NULL)) {
+            return h[i].val;
+        }
     }
-    if (dconf->pass_authorization == 1) {
-        add(e, "HTTP_AUTHORIZATION", apr_table_get(r->headers_in, "Authorization"));
-    }
-    if (is_https && is_https(c)) {
-        add(e, "HTTPS", "1");
-    }
-    if (!r->log_id) {
-        ap_run_generate_log_id(c, r, &r->log_id);
-    }
-    add(e, "mod_swgi.version", MOD_SWGI_VERSION);
-    add(e, "mod_swgi.process_group", "");
-    add(e, "mod_swgi.application_path", app_path);
-    add(e, "mod_swgi.entry_point", entry);
-    add(e, "mod_swgi.request_start", apr_off_t_toa(r->pool, r->request_time));
-    add(e, "mod_swgi.request_id", r->log_id);
-    add(e, "mod_swgi.connection_id", c->log_id);
+    return NULL;
 }
 
-/* Variables the rest do not override, then r->subprocess_env (SetEnv,
- * mod_rewrite's E=, mod_ssl's StdEnvVars, ...) less PATH and HTTP_PROXY. */
-static void add_table(env_t *e, const apr_table_t *t)
+/* --- the whole environ -------------------------------------------------- */
+
+typedef struct {
+    swgi_pair *pairs;
+    size_t count;
+    size_t capacity;
+} pairs_t;
+
+static void add(pairs_t *e, const char *name, apr_size_t name_len, const char *value)
+{
+    swgi_pair *pair;
+
+    if (!value) {
+        return;
+    }
+    pair = &e->pairs[e->count++];
+    pair->name.data = name;
+    pair->name.len = name_len;
+    pair->value.data = value;
+    pair->value.len = strlen(value);
+}
+
+/* r->subprocess_env (SetEnv, mod_rewrite's E=, mod_ssl's StdEnvVars, ...)
+ * less PATH and HTTP_PROXY: last, so that every other variable wins. */
+static void add_table(pairs_t *e, const apr_table_t *t)
 {
     const apr_array_header_t *arr = apr_table_elts(t);
     const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
     int i;
 
     for (i = 0; i < arr->nelts; i++) {
-        if (!elts[i].key || !elts[i].val
-            || !strcmp(elts[i].key, "PATH") || !strcmp(elts[i].key, "HTTP_PROXY")) {
-            continue;
+        if (elts[i].key && strcmp(elts[i].key, "PATH") && strcmp(elts[i].key, "HTTP_PROXY")) {
+            add(e, elts[i].key, strlen(elts[i].key), elts[i].val);
         }
-        add(e, elts[i].key, elts[i].val);
     }
-}
-
-/* Apache's own functions, for the requests the fast path leaves to them. */
-static void add_apache(env_t *e, request_rec *r)
-{
-    apr_table_t *t = r->subprocess_env;
-    const char *value;
-
-    ap_add_cgi_vars(r);
-    ap_add_common_vars(r);
-    value = apr_table_get(t, "PATH_INFO");
-    add(e, "PATH_INFO", collapsed(r->pool, value ? value : ""));
-    value = apr_table_get(t, "SCRIPT_NAME");
-    add(e, "SCRIPT_NAME", collapsed(r->pool, value ? value : ""));
-    add_table(e, t);
 }
 
 static int needs_apache(request_rec *r)
@@ -220,132 +481,120 @@ static int needs_apache(request_rec *r)
            || apr_table_get(r->subprocess_env, "SWGI_ENVIRON_APACHE");
 }
 
-static void add_fast(env_t *e, request_rec *r)
+void swgi_environ_init(swgi_environ_t *env, request_rec *r, swgi_dir_conf_t *dconf,
+                       const char *app_path, const char *entry)
 {
-    conn_rec *c = r->connection;
-    server_rec *s = r->server;
-    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
-    const apr_table_entry_t *h = (const apr_table_entry_t *)arr->elts;
-    const char *value;
-    int i;
-
-    /* ap_add_cgi_vars */
-    add(e, "GATEWAY_INTERFACE", "CGI/1.1");
-    add(e, "SERVER_PROTOCOL", r->protocol);
-    add(e, "REQUEST_METHOD", r->method);
-    add(e, "QUERY_STRING", r->args ? r->args : "");
-    add(e, "REQUEST_URI", request_target(r));
-    if (r->path_info && *r->path_info) {
-        int start = ap_find_path_info(r->uri, r->path_info);
-
-        add(e, "SCRIPT_NAME", collapsed(r->pool, apr_pstrndup(r->pool, r->uri, start)));
-        add(e, "PATH_INFO", collapsed(r->pool, r->path_info));
-        add_deferred(e, "PATH_TRANSLATED");
-    }
-    else {
-        add(e, "SCRIPT_NAME", collapsed(r->pool, r->uri));
-        /* Apache leaves PATH_INFO alone here: one from SetEnv stays. */
-        value = apr_table_get(r->subprocess_env, "PATH_INFO");
-        add(e, "PATH_INFO", value ? collapsed(r->pool, value) : "");
-    }
-
-    /* ap_add_common_vars */
-    for (i = 0; i < arr->nelts; i++) {
-        const char *name = h[i].key;
-        char *variable;
-        apr_size_t len;
-
-        if (!name || !h[i].val) {
-            continue;
-        }
-        /* The special headers, compared only when the first letter fits. */
-        switch (apr_tolower(*name)) {
-        case 'c':
-            if (!strcasecmp(name, "Content-Type")) {
-                add(e, "CONTENT_TYPE", h[i].val);
-                continue;
-            }
-            if (!strcasecmp(name, "Content-Length")) {
-                add(e, "CONTENT_LENGTH", h[i].val);
-                continue;
-            }
-            break;
-        case 'a':
-        case 'p':
-            if ((!strcasecmp(name, "Authorization") || !strcasecmp(name, "Proxy-Authorization"))
-                && core->cgi_pass_auth != AP_CGI_PASS_AUTH_ON) {
-                continue;
-            }
-            if (!strcasecmp(name, "Proxy")) {
-                continue;   /* httpoxy: never HTTP_PROXY */
-            }
-            break;
-        }
-        variable = header_variable(r->pool, name, &len);
-        if (variable) {
-            add_len(e, variable, len, h[i].val, strlen(h[i].val));
-        }
-    }
-    add(e, "LD_LIBRARY_PATH", library_path);
-    add(e, "SERVER_SIGNATURE", ap_psignature("", r));
-    add(e, "SERVER_SOFTWARE", ap_get_server_banner());
-    add(e, "SERVER_NAME", ap_escape_html(r->pool, ap_get_server_name_for_url(r)));
-    add(e, "SERVER_ADDR", c->local_ip);
-    add(e, "SERVER_PORT", apr_itoa(r->pool, ap_get_server_port(r)));
-    add(e, "REMOTE_HOST", ap_get_remote_host(c, r->per_dir_config, REMOTE_HOST, NULL));
-    add(e, "REMOTE_ADDR", r->useragent_ip);
-    add(e, "DOCUMENT_ROOT", ap_document_root(r));
-    add(e, "REQUEST_SCHEME", ap_http_scheme(r));
-    add(e, "CONTEXT_PREFIX", ap_context_prefix(r));
-    add(e, "CONTEXT_DOCUMENT_ROOT", ap_context_document_root(r));
-    add(e, "SERVER_ADMIN", s->server_admin);
-    add(e, "SCRIPT_FILENAME", r->filename);
-    add(e, "REMOTE_PORT", apr_itoa(r->pool, c->client_addr->port));
-    add(e, "REMOTE_USER", r->user);
-    add(e, "AUTH_TYPE", r->ap_auth_type);
-    value = ap_get_remote_logname(r);
-    add(e, "REMOTE_IDENT", value);
-
-    add_table(e, r->subprocess_env);
+    memset(env, 0, sizeof(*env));
+    env->r = r;
+    env->dconf = dconf;
+    env->app_path = app_path;
+    env->entry = entry;
+    env->apache = needs_apache(r);
 }
 
-swgi_pair *swgi_build_environ(request_rec *r, swgi_dir_conf_t *dconf,
-                              const char *app_path, const char *entry,
-                              size_t *count)
+const swgi_pair *swgi_environ_all(swgi_environ_t *env, size_t *count)
 {
-    env_t e;
+    request_rec *r = env->r;
+    const apr_array_header_t *headers = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *h = (const apr_table_entry_t *)headers->elts;
+    pairs_t e;
+    apr_size_t i;
+    int j;
 
-    e.pool = r->pool;
+    if (env->all) {
+        *count = env->all_count;
+        return env->all;
+    }
+    if (env->apache) {
+        /* Apache's own functions fill r->subprocess_env. */
+        ap_add_cgi_vars(r);
+        ap_add_common_vars(r);
+    }
     e.count = 0;
-    e.capacity = 48 + apr_table_elts(r->headers_in)->nelts
-                 + apr_table_elts(r->subprocess_env)->nelts;
+    e.capacity = NPROVIDERS + headers->nelts + apr_table_elts(r->subprocess_env)->nelts;
     e.pairs = apr_palloc(r->pool, sizeof(swgi_pair) * e.capacity);
+    for (i = 0; i < NPROVIDERS; i++) {
+        if (env->apache && i >= OWN_PROVIDERS) {
+            break;  /* the rest is in the table now */
+        }
+        if (providers[i].fn) {
+            add(&e, providers[i].name, providers[i].len, provide(env, i));
+            continue;
+        }
+        for (j = 0; j < headers->nelts; j++) {
+            char *name;
 
-    add_own(&e, r, dconf, app_path, entry);
-    if (needs_apache(r)) {
-        add_apache(&e, r);
+            if (!h[j].key || !h[j].val) {
+                continue;
+            }
+            name = apr_palloc(r->pool, strlen(h[j].key) + 6);
+            if (header_variable(env, h[j].key, NULL, 0, name)) {
+                add(&e, name, strlen(name), h[j].val);
+            }
+        }
     }
-    else {
-        add_fast(&e, r);
+    if (env->apache) {
+        const char *value = apr_table_get(r->subprocess_env, "PATH_INFO");
+
+        add(&e, "PATH_INFO", 9, collapsed(r->pool, value ? value : ""));
+        value = apr_table_get(r->subprocess_env, "SCRIPT_NAME");
+        add(&e, "SCRIPT_NAME", 11, collapsed(r->pool, value ? value : ""));
     }
+    add_table(&e, r->subprocess_env);
+    env->all = e.pairs;
+    env->all_count = e.count;
     *count = e.count;
     return e.pairs;
 }
 
-const char *swgi_path_translated(request_rec *r)
+const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t len)
 {
-    request_rec *sub;
-    const char *value = NULL;
+    const char *value;
+    const char *table_key;
+    char key[128];
+    apr_size_t i;
 
-    if (!r->path_info || !*r->path_info) {
+    if (env->all || env->apache) {
+        size_t count;
+        const swgi_pair *pairs = swgi_environ_all(env, &count);
+
+        for (i = 0; i < count; i++) {
+            if (pairs[i].name.len == len && !memcmp(pairs[i].name.data, name, len)) {
+                return pairs[i].value.data;
+            }
+        }
         return NULL;
     }
-    /* As Apache: PATH_INFO looked up as a URL, escaped again first. */
-    sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, r->path_info), r, NULL);
-    if (sub->filename) {
-        value = apr_pstrcat(r->pool, sub->filename, sub->path_info, NULL);
+    /* The providers of this name, then the request headers (no provider
+     * has a name that a header can become but HTTP_AUTHORIZATION, which
+     * comes first), then the table. */
+    if (len < MAX_NAME) {
+        const signed char *candidates = by_length[len];
+
+        for (i = 0; candidates[i] >= 0; i++) {
+            if (!memcmp(providers[candidates[i]].name, name, len)
+                && (value = provide(env, candidates[i]))) {
+                return value;
+            }
+        }
     }
-    ap_destroy_sub_req(sub);
-    return value;
+    if (could_be_header(name, len) && (value = header_value(env, name, len))) {
+        return value;
+    }
+    /* Not a variable of Apache's: r->subprocess_env, less PATH and HTTP_PROXY. */
+    if (memchr(name, '\0', len)) {
+        return NULL;
+    }
+    if (len < sizeof(key)) {
+        memcpy(key, name, len);
+        key[len] = '\0';
+        table_key = key;
+    }
+    else {
+        table_key = apr_pstrmemdup(env->r->pool, name, len);
+    }
+    if (!strcmp(table_key, "PATH") || !strcmp(table_key, "HTTP_PROXY")) {
+        return NULL;
+    }
+    return apr_table_get(env->r->subprocess_env, table_key);
 }

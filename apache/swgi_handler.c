@@ -31,6 +31,7 @@ typedef struct {
     int input_done;                 /* the request body's EOS was seen */
     int input_status;               /* HTTP status of a failed body read, or 0 */
     int client_gone;
+    swgi_environ_t environ;
 } swgi_host_t;
 
 static uint32_t mpm_flags;
@@ -249,20 +250,24 @@ static void host_log(void *h, int level, const char *message, size_t len)
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", text);
 }
 
-static int host_environ_value(void *h, const char *name, size_t name_len,
-                              swgi_bytes *value)
+static int host_environ_get(void *h, const char *name, size_t name_len, swgi_bytes *value)
 {
     swgi_host_t *host = h;
-    const char *v;
+    const char *v = swgi_environ_get(&host->environ, name, name_len);
 
-    if (name_len != sizeof("PATH_TRANSLATED") - 1
-        || memcmp(name, "PATH_TRANSLATED", name_len)) {
-        return SWGI_ESTATE;
+    if (!v) {
+        return 0;
     }
-    v = swgi_path_translated(host->r);
     value->data = v;
-    value->len = v ? strlen(v) : 0;
-    return SWGI_OK;
+    value->len = strlen(v);
+    return 1;
+}
+
+static void host_environ_all(void *h, const swgi_pair **pairs, size_t *count)
+{
+    swgi_host_t *host = h;
+
+    *pairs = swgi_environ_all(&host->environ, count);
 }
 
 static const swgi_host_v1 host_callbacks = {
@@ -272,7 +277,8 @@ static const swgi_host_v1 host_callbacks = {
     host_write,
     host_log,
     host_send_file,
-    host_environ_value
+    host_environ_get,
+    host_environ_all
 };
 
 /* --- the handler -------------------------------------------------------- */
@@ -368,8 +374,14 @@ int swgi_handler(request_rec *r)
     request.flags = mpm_flags;
     request.host = &host;
     request.callbacks = &host_callbacks;
-    request.environ = swgi_build_environ(r, dconf, app_path, entry,
-                                         &request.environ_count);
+    swgi_environ_init(&host.environ, r, dconf, app_path, entry);
+    if (app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
+        && (app->flags & SWGI_APP_LAZY_ENVIRON)) {
+        request.environ = NULL;     /* environ_get and environ_all */
+    }
+    else {
+        request.environ = swgi_environ_all(&host.environ, &request.environ_count);
+    }
 
     rc = app->handle(app->context, &request);
 

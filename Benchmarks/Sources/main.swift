@@ -25,18 +25,12 @@ struct CapturedEnviron {
     let pairs: UnsafeMutablePointer<swgi_pair>
     let count: Int
 
-    init(_ entries: [(String, String)], deferring deferred: Set<String> = []) {
+    init(_ entries: [(String, String)]) {
         count = entries.count
         pairs = .allocate(capacity: entries.count)
         for (i, (name, value)) in entries.enumerated() {
-            let n = strdup(name)!
-            if deferred.contains(name) {
-                pairs[i] = swgi_pair(name: swgi_bytes(data: n, len: strlen(n)),
-                                     value: swgi_bytes(data: nil, len: Int(bitPattern: UInt.max)))
-            } else {
-                let v = strdup(value)!
-                pairs[i] = swgi_pair(name: swgi_bytes(data: n, len: strlen(n)), value: swgi_bytes(data: v, len: strlen(v)))
-            }
+            let n = strdup(name)!, v = strdup(value)!
+            pairs[i] = swgi_pair(name: swgi_bytes(data: n, len: strlen(n)), value: swgi_bytes(data: v, len: strlen(v)))
         }
     }
 }
@@ -100,15 +94,23 @@ nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
             print("log:", String(decoding: UnsafeRawBufferPointer(start: message, count: len), as: UTF8.self))
         },
         send_file: nil,
-        environ_value: { _, _, _, value in
-            value!.pointee = swgi_bytes(data: translatedValue, len: strlen(translatedValue))
-            return SWGI_OK
+        environ_get: { _, name, len, value in
+            // As mod_swgi: the variable looked up when asked (here in the captured pairs).
+            for i in 0..<environ.count where environ.pairs[i].name.len == len {
+                if memcmp(environ.pairs[i].name.data, name!, len) == 0 {
+                    value!.pointee = environ.pairs[i].value
+                    return 1
+                }
+            }
+            return 0
+        },
+        environ_all: { _, pairs, count in
+            pairs!.pointee = UnsafePointer(environ.pairs)
+            count!.pointee = environ.count
         }
     ))
     return table
 }()
-
-nonisolated(unsafe) let translatedValue: UnsafeMutablePointer<CChar> = strdup("/srv/www/apps/hello")!
 
 /// Serves one request to `app` (an exported table) as mod_swgi would.
 @inline(never)
@@ -118,7 +120,7 @@ func serve(_ app: UnsafePointer<swgi_app_v1>, _ environ: CapturedEnviron, body: 
         var request = swgi_request_v1(
             size: UInt32(MemoryLayout<swgi_request_v1>.size), flags: SWGI_FLAG_MULTITHREAD | SWGI_FLAG_MULTIPROCESS,
             host: UnsafeMutableRawPointer(h), callbacks: UnsafePointer(hostCallbacks),
-            environ: UnsafePointer(environ.pairs), environ_count: environ.count)
+            environ: nil, environ_count: 0)  // as mod_swgi: looked up through environ_get
         let rc = app.pointee.handle(app.pointee.context, &request)
         precondition(rc == SWGI_DONE, "the application failed: \(rc)")
     }
@@ -194,7 +196,7 @@ func exported<A: Application>(_ app: A) -> UnsafePointer<swgi_app_v1> {
 // MARK: The benchmarks
 
 let captured = loadCapturedEnviron()
-nonisolated(unsafe) let environ = CapturedEnviron(captured, deferring: ["PATH_TRANSLATED"])
+nonisolated(unsafe) let environ = CapturedEnviron(captured)
 nonisolated(unsafe) let helloApp = exported(Hello())
 nonisolated(unsafe) let environApp = exported(EnvironReader())
 nonisolated(unsafe) let headersApp = exported(Headers())
@@ -241,9 +243,9 @@ let ownedBlock: EnvironBlock = {
 benchmark("environ: copy of 36 captured variables (a kept environ)") { state in
     try measured(&state) {
         var bytes = 0
-        for i in 0..<environ.count { bytes += environ.pairs[i].name.len + max(0, environ.pairs[i].value.len) }
-        let block = EnvironBlock(capacity: environ.count, byteCount: bytes + 64) { builder in
-            for i in 0..<environ.count where environ.pairs[i].value.data != nil {
+        for i in 0..<environ.count { bytes += environ.pairs[i].name.len + environ.pairs[i].value.len }
+        let block = EnvironBlock(capacity: environ.count, byteCount: bytes) { builder in
+            for i in 0..<environ.count {
                 let p = environ.pairs[i]
                 builder.append(name: UnsafeRawBufferPointer(start: p.name.data, count: p.name.len),
                                value: UnsafeRawBufferPointer(start: p.value.data, count: p.value.len))

@@ -43,10 +43,11 @@ public enum GatewayOutcome: Equatable, Sendable {
 /// nothing was sent yet, and call the body's `close()` exactly once.
 public enum Gateway {
     /// - Parameters:
-    ///   - name: names the application in log lines (its file, for mod_swgi).
+    ///   - name: names the application in log lines (its file, for mod_swgi);
+    ///     evaluated only when a line is logged.
     ///   - log: receives the lines that explain failures.
     public static func run<A: Application, T: ResponseTransport>(
-        _ app: A, environ: Environ, transport: T, name: String,
+        _ app: A, environ: Environ, transport: T, name: @escaping @autoclosure () -> String,
         log: @escaping (LogLevel, String) -> Void
     ) -> GatewayOutcome {
         let response = Response(transport: transport, name: name, isHead: environ.requestMethod == "HEAD", log: log)
@@ -74,7 +75,8 @@ public enum Gateway {
 /// The state of one response: what was started, what was sent.
 final class Response {
     let transport: any ResponseTransport
-    let name: String
+    private let nameProvider: () -> String
+    var name: String { nameProvider() }
     let isHead: Bool
     let log: (LogLevel, String) -> Void
     var head: ResponseHead?
@@ -84,9 +86,10 @@ final class Response {
     var clientGone = false
     var ended = false
 
-    init(transport: any ResponseTransport, name: String, isHead: Bool, log: @escaping (LogLevel, String) -> Void) {
+    init(transport: any ResponseTransport, name: @escaping () -> String, isHead: Bool,
+         log: @escaping (LogLevel, String) -> Void) {
         self.transport = transport
-        self.name = name
+        self.nameProvider = name
         self.isHead = isHead
         self.log = log
     }

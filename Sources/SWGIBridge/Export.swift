@@ -27,7 +27,8 @@ public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
         size: UInt32(MemoryLayout<swgi_app_v1>.size),
         swgi_version: libraryVersionCString,
         context: box.toOpaque(),
-        handle: handleRequest
+        handle: handleRequest,
+        flags: SWGI_APP_LAZY_ENVIRON
     ))
     return UnsafeRawPointer(table)
 }
@@ -63,12 +64,21 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
-    var environ = makeEnviron(req, host: host)
-    let name = environ["mod_swgi.application_path"] ?? environ["SCRIPT_FILENAME"] ?? "(unnamed)"
+    var environ: Environ
+    let name: () -> String
+    do {
+        // The environ must be its source's only owner (unless the application
+        // keeps it): this scope's reference ends here, the name's is unowned.
+        let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
+        environ = makeEnviron(req, host: host, source: source)
+        name = { [unowned source] in  // looked up only for a log line
+            source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
+        }
+    }
     // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
     let outcome = environ["SWGI_VALIDATE"] == "1"
-        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name, log: host.log)
-        : Gateway.run(app, environ: environ, transport: host, name: name, log: host.log)
+        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+        : Gateway.run(app, environ: environ, transport: host, name: name(), log: host.log)
     // An environ the application kept must not need the request's memory later.
     if let source = environ.sharedSource() as? RequestEnviron {
         source.keepAfterRequest()
@@ -82,8 +92,7 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     }
 }
 
-func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
-    let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
+func makeEnviron(_ req: swgi_request_v1, host: HostConnection, source: RequestEnviron) -> Environ {
     let environ = Environ(
         source: source,
         input: RequestInput(source: host),
@@ -96,6 +105,4 @@ func makeEnviron(_ req: swgi_request_v1, host: HostConnection) -> Environ {
     return environ
 }
 
-/// SWGI_DEFERRED, which C declares as `((size_t)-1)`.
-let deferredLength = Int(bitPattern: UInt.max)
 

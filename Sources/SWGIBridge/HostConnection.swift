@@ -6,7 +6,7 @@ import Glibc
 
 /// The host's side of one request, seen from Swift: the request body
 /// (`InputSource`), the response (`ResponseTransport`), the log and the
-/// deferred environ values.
+/// environ variables.
 ///
 /// The host's callbacks may be used from any thread while `handle()` runs,
 /// but never two at once (swgi_abi.h): every call into the host holds
@@ -16,8 +16,6 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private let callbacks: UnsafePointer<swgi_host_v1>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var closed = false
-    /// Deferred environ values already computed, by name (under `lock`).
-    private var computed: [String: [UInt8]?] = [:]
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
         self.host = host
@@ -53,22 +51,31 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         pthread_mutex_unlock(lock)
     }
 
-    /// A deferred environ value, computed by the host once and then kept
-    /// (the caller holds the lock, and the request is running).
-    func deferredValueLocked(_ name: String) -> [UInt8]? {
-        if let known = computed[name] { return known }
-        guard Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size,
-              let environValue = callbacks.pointee.environ_value else { return nil }
+    /// Whether the host computes environ variables when asked.
+    var hasEnvironCallbacks: Bool {
+        Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size
+            && callbacks.pointee.environ_get != nil && callbacks.pointee.environ_all != nil
+    }
+
+    /// One environ variable from the host (the caller holds the lock, and
+    /// the request is running).
+    func environValueLocked(_ name: String) -> swgi_bytes? {
         var value = swgi_bytes(data: nil, len: 0)
         var key = name
-        let rc = key.withUTF8 { utf8 in
+        let found = key.withUTF8 { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { p in
-                environValue(host, p.baseAddress, p.count, &value)
+                callbacks.pointee.environ_get(host, p.baseAddress, p.count, &value)
             }
         }
-        let result: [UInt8]? = rc == SWGI_OK && value.data != nil ? Array(value.bytes) : nil
-        computed[name] = .some(result)
-        return result
+        return found != 0 ? value : nil
+    }
+
+    /// Every environ variable from the host (lock held, request running).
+    func environAllLocked() -> UnsafeBufferPointer<swgi_pair> {
+        var pairs: UnsafePointer<swgi_pair>?
+        var count = 0
+        callbacks.pointee.environ_all(host, &pairs, &count)
+        return UnsafeBufferPointer(start: pairs, count: pairs == nil ? 0 : count)
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

@@ -4,13 +4,16 @@ import SWGI
 import Glibc
 #endif
 
-/// The environ's variables, read in place from the pairs the host passed:
-/// nothing is copied or decoded until the application asks for a key.
+/// The environ's variables, read from the host as the application asks:
+/// nothing is copied or decoded until it asks for a key.
 ///
-/// The pairs live in the host's request (Apache's request pool), so they
-/// are read only while the request runs, under the connection's lock. An
-/// application that keeps the environ past the request gets a copy, made by
-/// ``keepAfterRequest()`` before the request ends.
+/// Two kinds of host: one that passes the pairs with the request (read in
+/// place), and one that computes a variable when asked (mod_swgi, through
+/// `environ_get`; the whole environ only through `environ_all`). Either
+/// way the variables live in the host's request (Apache's request pool), so
+/// they are read only while the request runs, under the connection's lock.
+/// An application that keeps the environ past the request gets a copy,
+/// made by ``keepAfterRequest()`` before the request ends.
 final class RequestEnviron: EnvironSource, @unchecked Sendable {
     private let host: HostConnection
     private let pairs: UnsafePointer<swgi_pair>?
@@ -21,106 +24,91 @@ final class RequestEnviron: EnvironSource, @unchecked Sendable {
     init(host: HostConnection, pairs: UnsafePointer<swgi_pair>?, count: Int) {
         self.host = host
         self.pairs = pairs
-        self.count = count
+        self.count = pairs == nil ? 0 : count
         super.init()
     }
 
-    /// Reads the pairs in place while the request runs, else the kept copy.
-    private func read<R>(_ inPlace: (UnsafeBufferPointer<swgi_pair>) -> R,
-                         _ afterwards: (EnvironBlock) -> R) -> R? {
+    /// Whether the host computes variables when asked.
+    private var asksHost: Bool { pairs == nil && host.hasEnvironCallbacks }
+
+    /// Runs `body` while the request runs (lock held), else asks the kept copy.
+    private func read<R>(_ body: () -> R, afterwards: (EnvironBlock) -> R) -> R? {
         host.withLock { running in
             if let kept { return afterwards(kept) }
             guard running else { return nil }
-            return inPlace(UnsafeBufferPointer(start: pairs, count: pairs == nil ? 0 : count))
+            return body()
         }
     }
 
-    /// The index of the first pair named `key`.
-    private static func index(of key: String, in pairs: UnsafeBufferPointer<swgi_pair>) -> Int? {
+    /// The bytes of `key`'s value (lock held, request running).
+    private func withValue<R>(of key: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        if asksHost {
+            guard let value = host.environValueLocked(key) else { return nil }
+            return body(value.bytes)
+        }
+        let all = UnsafeBufferPointer(start: pairs, count: count)
         var key = key
-        return key.withUTF8 { k -> Int? in
-            for i in pairs.indices where pairs[i].name.len == k.count {
-                if k.isEmpty || memcmp(pairs[i].name.data, k.baseAddress!, k.count) == 0 { return i }
+        return key.withUTF8 { k -> R? in
+            for pair in all where pair.name.len == k.count {
+                if k.isEmpty || memcmp(pair.name.data, k.baseAddress!, k.count) == 0 {
+                    return body(pair.value.bytes)
+                }
             }
             return nil
         }
     }
 
-    /// The bytes of a value: in place, or computed by the host if deferred.
-    private func withValue<R>(_ pair: swgi_pair, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        if pair.value.len == deferredLength {
-            let name = String(decoding: pair.name.bytes, as: UTF8.self)
-            guard let value = host.deferredValueLocked(name) else { return nil }
-            return value.withUnsafeBytes(body)
-        }
-        return body(UnsafeRawBufferPointer(pair.value.bytes))
+    /// Every pair (lock held, request running).
+    private func allPairs() -> UnsafeBufferPointer<swgi_pair> {
+        asksHost ? host.environAllLocked() : UnsafeBufferPointer(start: pairs, count: count)
     }
 
     override func string(for key: String) -> String? {
-        read({ pairs in
-            guard let i = Self.index(of: key, in: pairs) else { return nil }
-            return withValue(pairs[i]) { String(decoding: $0.bindMemory(to: UInt8.self), as: UTF8.self) }
-        }, { $0.string(for: key) }) ?? nil
+        read({ withValue(of: key) { String(decoding: $0, as: UTF8.self) } },
+             afterwards: { $0.string(for: key) }) ?? nil
     }
 
     override func bytes(for key: String) -> [UInt8]? {
-        read({ pairs in
-            guard let i = Self.index(of: key, in: pairs) else { return nil }
-            return withValue(pairs[i]) { Array($0) }
-        }, { $0.bytes(for: key) }) ?? nil
+        read({ withValue(of: key) { Array($0) } }, afterwards: { $0.bytes(for: key) }) ?? nil
     }
 
     override func dictionary() -> [String: String] {
-        (read({ pairs in Self.copy(pairs, host: host).dictionary() }, { $0.dictionary() }) ?? nil) ?? [:]
+        read({ Self.copy(allPairs()).dictionary() }, afterwards: { $0.dictionary() }) ?? [:]
     }
 
     override func undecodableKeys() -> [String] {
-        (read({ pairs in Self.copy(pairs, host: host).undecodableKeys() }, { $0.undecodableKeys() }) ?? nil) ?? []
+        read({ Self.copy(allPairs()).undecodableKeys() }, afterwards: { $0.undecodableKeys() }) ?? []
     }
 
-    /// Gives the environ a copy of its variables (deferred values computed)
-    /// that outlives the request. Called on the request's last moments.
+    /// Gives the environ a copy of its variables that outlives the request.
+    /// Called in the request's last moments.
     func keepAfterRequest() {
         host.withLock { running in
             if running && kept == nil {
-                kept = Self.copy(UnsafeBufferPointer(start: pairs, count: pairs == nil ? 0 : count), host: host)
+                kept = Self.copy(allPairs())
             }
         }
     }
 
-    /// The pairs copied into a block of their own (with the host's lock held).
-    private static func copy(_ pairs: UnsafeBufferPointer<swgi_pair>, host: HostConnection) -> EnvironBlock {
-        var deferred: [Int: [UInt8]] = [:]
+    /// The pairs copied into a block of their own.
+    private static func copy(_ pairs: UnsafeBufferPointer<swgi_pair>) -> EnvironBlock {
         var byteCount = 0
-        for (i, pair) in pairs.enumerated() {
-            byteCount += pair.name.len
-            if pair.value.len == deferredLength {
-                let name = String(decoding: pair.name.bytes, as: UTF8.self)
-                if let value = host.deferredValueLocked(name) {
-                    deferred[i] = value
-                    byteCount += value.count
-                }
-            } else {
-                byteCount += pair.value.len
-            }
+        for pair in pairs {
+            byteCount += pair.name.bytes.count + pair.value.bytes.count
         }
         return EnvironBlock(capacity: pairs.count, byteCount: byteCount) { builder in
-            for (i, pair) in pairs.enumerated() {
-                if pair.value.len != deferredLength {
-                    builder.append(name: UnsafeRawBufferPointer(pair.name.bytes),
-                                   value: UnsafeRawBufferPointer(pair.value.bytes))
-                } else if let value = deferred[i] {
-                    value.withUnsafeBytes { builder.append(name: UnsafeRawBufferPointer(pair.name.bytes), value: $0) }
-                }
+            for pair in pairs {
+                builder.append(name: UnsafeRawBufferPointer(pair.name.bytes),
+                               value: UnsafeRawBufferPointer(pair.value.bytes))
             }
         }
     }
 }
 
 extension swgi_bytes {
-    /// The bytes (none for a deferred value).
+    /// The bytes.
     var bytes: UnsafeBufferPointer<UInt8> {
-        guard let data, len != deferredLength else { return UnsafeBufferPointer(start: nil, count: 0) }
+        guard let data else { return UnsafeBufferPointer(start: nil, count: 0) }
         return UnsafeBufferPointer(start: UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: len)
     }
 }

@@ -164,7 +164,7 @@ private func string(_ bytes: swgi_bytes) -> String {
 nonisolated(unsafe) let hostTable: UnsafeMutablePointer<swgi_host_v1> = {
     let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
     table.initialize(to: swgi_host_v1(size: 0, read: hostRead, start_response: hostStartResponse,
-                                      write: hostWrite, log: hostLog, send_file: nil, environ_value: nil))
+                                      write: hostWrite, log: hostLog, send_file: nil, environ_get: nil, environ_all: nil))
     table.pointee.size = UInt32(MemoryLayout<swgi_host_v1>.offset(of: \swgi_host_v1.send_file) ?? 0)
     return table
 }()

@@ -210,6 +210,39 @@ struct Kept: Application {
     }
 }
 
+/// Looks variables up one by one before anything enumerates the environ,
+/// then enumerates it, and answers where the two disagree: mod_swgi
+/// computes a looked-up variable on its own (swgi_environ_get), apart from
+/// the whole environ (swgi_environ_all). The names: a fixed list, plus those
+/// the request names in X-Lookup-Names (comma-separated).
+struct Lookups: Application {
+    static let names = [
+        "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "PATH_TRANSLATED", "QUERY_STRING", "REQUEST_URI",
+        "SERVER_PROTOCOL", "GATEWAY_INTERFACE", "SERVER_NAME", "SERVER_PORT", "SERVER_ADDR", "SERVER_ADMIN",
+        "SERVER_SOFTWARE", "SERVER_SIGNATURE", "REMOTE_ADDR", "REMOTE_PORT", "REMOTE_HOST", "REMOTE_USER",
+        "REMOTE_IDENT", "AUTH_TYPE", "DOCUMENT_ROOT", "CONTEXT_PREFIX", "CONTEXT_DOCUMENT_ROOT", "REQUEST_SCHEME",
+        "SCRIPT_FILENAME", "HTTPS", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_HOST", "HTTP_AUTHORIZATION",
+        "HTTP_PROXY", "HTTP_PROXY_AUTHORIZATION", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "PATH",
+        "LD_LIBRARY_PATH", "mod_swgi.version", "mod_swgi.application_path", "mod_swgi.entry_point",
+        "mod_swgi.process_group", "mod_swgi.request_id", "mod_swgi.connection_id", "NOPE", "", "HTTP_",
+        String(repeating: "X", count: 300),
+    ]
+
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let extra = (environ["HTTP_X_LOOKUP_NAMES"] ?? "").split(separator: ",").map(String.init)
+        let names = Self.names + extra
+        let looked = names.map { ($0, environ[$0]) }
+        let all = environ.variables
+        var lines = ["checked \(names.count)"]
+        for (name, value) in looked where value != all[name] {
+            lines.append("MISMATCH \(name): lookup \(value ?? "(none)") all \(all[name] ?? "(none)")")
+        }
+        lines.append("keys " + all.keys.sorted().joined(separator: ","))
+        try startResponse("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        return [Chunk(lines.joined(separator: "\n") + "\n")]
+    }
+}
+
 /// Runs `body` on a new thread and waits for it.
 func onAnotherThread(_ body: @escaping () -> Void) {
     final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
@@ -244,5 +277,6 @@ func residentKiB() -> Int {
 @c(swgi_entry_writes) public func writes() -> UnsafeRawPointer { exportApplication(Writes()) }
 @c(swgi_entry_files) public func files() -> UnsafeRawPointer { exportApplication(Files()) }
 @c(swgi_entry_file_upper) public func fileUpper() -> UnsafeRawPointer { exportApplication(FileUpper()) }
+@c(swgi_entry_lookups) public func lookups() -> UnsafeRawPointer { exportApplication(Lookups()) }
 @c(swgi_entry_kept) public func kept() -> UnsafeRawPointer { exportApplication(Kept()) }
 @c(swgi_entry_version) public func version() -> UnsafeRawPointer { exportApplication(Version()) }

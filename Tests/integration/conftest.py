@@ -76,6 +76,20 @@ SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
 SWGIAppAlias /kept @ROOT@/apps/libSWGITestApps.so entry=kept
+SWGIAppAlias /lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
+SWGIAppAlias /auth-pass-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
+<Location /auth-pass-lookups>
+    SWGIPassAuthorization On
+</Location>
+SWGIAppAlias /protected-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
+<Location /protected-lookups>
+    AuthType Basic
+    AuthName "swgi test"
+    AuthBasicProvider file
+    AuthUserFile @ROOT@/conf/htpasswd
+    Require valid-user
+</Location>
+SWGIAppAlias /deflated-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
 # Apache's own functions build the environ of a request that asks for it
 # (test_environ compares them with mod_swgi's fast path).
 <If "-n req('X-SWGI-Environ')">
@@ -156,6 +170,7 @@ SWGIAppAlias /blog @ROOT@/apps/libBlog.so
 
 RewriteEngine On
 RewriteRule ^/rewritten/(.*)$ /environ/$1 [PT,E=REWRITTEN:yes]
+RewriteRule ^/rewritten-lookups/(.*)$ /lookups/$1 [PT,E=REWRITTEN:yes]
 
 Listen 127.0.0.1:@PORT2@
 <VirtualHost 127.0.0.1:@PORT2@>

@@ -1,5 +1,6 @@
 """The environ mod_swgi gives, checked against what mod_wsgi gives for the
 same request, and key by key against DESIGN.md's list."""
+import gzip
 import json
 import socket
 import ssl
@@ -262,3 +263,38 @@ def test_environ_and_input_from_another_thread(server):
     assert resp.status == 200
     translated, path_info, body = data.decode().split()
     assert translated.endswith("/a/b") and path_info == "/a/b" and body == "body=100000"
+
+
+def lookups_agree(server, path, method="GET", **kw):
+    """Looks every variable up one by one (mod_swgi computes each on its own)
+    and compares with the whole environ, for one kind of request."""
+    headers = dict(kw.pop("headers", None) or {})
+
+    def text(resp, data):
+        assert resp.status == 200, (resp.status, data)
+        return (gzip.decompress(data) if resp.getheader("Content-Encoding") == "gzip" else data).decode()
+
+    lines = text(*request(server, method, path, headers=headers, **kw)).splitlines()
+    keys = [l for l in lines if l.startswith("keys ")][0][5:]
+    lines = text(*request(server, method, path, headers=dict(headers, **{"X-Lookup-Names": keys}),
+                          **kw)).splitlines()
+    assert [l for l in lines if l.startswith("MISMATCH")] == []
+    assert int(lines[0].split()[1]) > len(keys.split(","))
+    return keys.split(",")
+
+
+def test_looked_up_variables_equal_the_whole_environ(server):
+    keys = lookups_agree(server, "/lookups/some//path/?x=1&y=%20z", headers={
+        "X-Custom": "one", "Proxy": "http://evil.test/", "Authorization": "Basic YWxpY2U6c2VjcmV0",
+        "X-Under_Score": "dropped", "X.Dot": "dropped", "Cookie": "a=1", "Proxy-Authorization": "x"})
+    assert "PATH_TRANSLATED" in keys and "HTTP_X_CUSTOM" in keys and "HTTP_PROXY" not in keys
+    lookups_agree(server, "/lookups", method="POST", body=b"a=1",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    lookups_agree(server, "/lookups/caf%C3%A9/x?q=%E9")
+    lookups_agree(server, "/protected-lookups/x", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    lookups_agree(server, "/auth-pass-lookups", headers={"Authorization": "Bearer t"})
+    lookups_agree(server, "/rewritten-lookups/x/y")
+    lookups_agree(server, "/lookups", port=server.port2, host="b.test")
+    lookups_agree(server, "/deflated-lookups", headers={"Accept-Encoding": "gzip"})
+    # Apache's own functions (SWGI_ENVIRON_APACHE) answer lookups from the whole environ.
+    lookups_agree(server, "/lookups/a", headers={"X-SWGI-Environ": "apache"})

@@ -64,13 +64,6 @@ typedef struct swgi_pair {
 /* The file to send cannot be opened; the host has logged why. */
 #define SWGI_EFILE (-3)
 
-/*
- * The length of an environ value that the host computes only when asked,
- * through swgi_host_v1.environ_value; its data is NULL. An application side
- * that does not know it sees no value.
- */
-#define SWGI_DEFERRED ((size_t)-1)
-
 /* Flags in swgi_request_v1.flags. */
 #define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
 #define SWGI_FLAG_MULTIPROCESS 0x2u  /* other requests may run in other processes */
@@ -132,15 +125,15 @@ typedef struct swgi_host_v1 {
                      uint64_t offset, uint64_t length, int flush);
 
     /*
-     * Computes the value of an environ entry the host deferred (value.len ==
-     * SWGI_DEFERRED), such as PATH_TRANSLATED, which costs Apache a
-     * sub-request. On SWGI_OK *value holds it (valid until handle()
-     * returns; data NULL when the variable turns out to have no value).
-     * SWGI_ESTATE when the name was not deferred. Hosts whose `size` ends
-     * before this field defer nothing.
+     * The environ, for a request whose `environ` is NULL (the host builds it
+     * as the application asks; see SWGI_APP_LAZY_ENVIRON). environ_get
+     * looks up one variable: 1 and *value (valid until handle() returns)
+     * when it is set, 0 when not. environ_all gives every variable, in the
+     * host's order (a name may occur twice: the first is the value). Hosts
+     * whose `size` ends before these fields always pass `environ`.
      */
-    int (*environ_value)(void *host, const char *name, size_t name_len,
-                         swgi_bytes *value);
+    int (*environ_get)(void *host, const char *name, size_t name_len, swgi_bytes *value);
+    void (*environ_all)(void *host, const swgi_pair **pairs, size_t *count);
 } swgi_host_v1;
 
 /* One request, as the host hands it to the application. */
@@ -153,8 +146,9 @@ typedef struct swgi_request_v1 {
      * The CGI environment (REQUEST_METHOD, PATH_INFO, HTTP_*, ...) and the
      * host's own keys (mod_swgi.*), in the host's order. Names are ASCII;
      * values are the request's bytes, which need not be valid UTF-8. A name
-     * may occur twice: the first occurrence is the value. Values may be
-     * deferred (SWGI_DEFERRED). Valid until handle() returns.
+     * may occur twice: the first occurrence is the value. Valid until
+     * handle() returns. NULL when the application declared
+     * SWGI_APP_LAZY_ENVIRON and the host offers environ_get/environ_all.
      */
     const swgi_pair *environ;
     size_t environ_count;
@@ -169,6 +163,11 @@ typedef struct swgi_request_v1 {
  */
 #define SWGI_DONE 0
 
+/* Flags in swgi_app_v1.flags. */
+/* The application reads the environ through environ_get/environ_all when
+ * the request's `environ` is NULL. */
+#define SWGI_APP_LAZY_ENVIRON 0x1u
+
 typedef struct swgi_app_v1 {
     uint32_t abi_version;           /* SWGI_ABI_VERSION */
     uint32_t size;                  /* sizeof(swgi_app_v1) */
@@ -176,6 +175,8 @@ typedef struct swgi_app_v1 {
     void *context;                  /* passed back to handle() */
     /* Serves one request; may be called on many threads at once. */
     int (*handle)(void *context, const swgi_request_v1 *request);
+    /* SWGI_APP_*; a host reads it only when `size` covers it. */
+    uint32_t flags;
 } swgi_app_v1;
 
 /* The type of an exported entry point. */
