@@ -16,11 +16,58 @@
 /// string holds U+FFFD in their place and ``bytes(_:)`` returns the exact bytes
 /// the server received. Nothing is dropped.
 public struct Environ {
-    /// The variables as the server received them; `nil` for an environ made
-    /// from a dictionary.
-    private var source: EnvironSource?
-    /// Changes made to this copy: values set, keys removed.
-    private var changes: [String: Change] = [:]
+    /// Everything, in one object shared by copies until one of them changes
+    /// (copy on write): passing an environ along costs one reference.
+    private final class Storage {
+        /// The variables as the server received them; `nil` for an environ
+        /// made from a dictionary.
+        var source: EnvironSource?
+        /// Changes made to this copy: values set, keys removed.
+        var changes: [String: Change]
+        var input: RequestInput
+        var errors: ErrorStream
+        var version: (major: Int, minor: Int) = SWGI.version
+        var urlScheme: String
+        var multithread: Bool
+        var multiprocess: Bool
+        var runOnce: Bool
+        var fileWrapper: FileWrapper?
+        var objects: [String: Any] = [:]
+
+        init(source: EnvironSource?, changes: [String: Change], input: RequestInput, errors: ErrorStream,
+             urlScheme: String, multithread: Bool, multiprocess: Bool, runOnce: Bool, fileWrapper: FileWrapper?) {
+            self.source = source
+            self.changes = changes
+            self.input = input
+            self.errors = errors
+            self.urlScheme = urlScheme
+            self.multithread = multithread
+            self.multiprocess = multiprocess
+            self.runOnce = runOnce
+            self.fileWrapper = fileWrapper
+        }
+
+        func copy() -> Storage {
+            let c = Storage(source: source, changes: changes, input: input, errors: errors, urlScheme: urlScheme,
+                            multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
+                            fileWrapper: fileWrapper)
+            c.version = version
+            c.objects = objects
+            return c
+        }
+    }
+
+    private var storage: Storage
+
+    /// The storage, copied first if another environ shares it.
+    private var unique: Storage {
+        mutating get {
+            if !isKnownUniquelyReferenced(&storage) {
+                storage = storage.copy()
+            }
+            return storage
+        }
+    }
 
     private enum Change {
         case removed
@@ -37,24 +84,51 @@ public struct Environ {
     }
 
     /// `swgi.input`: the request body.
-    public var input: RequestInput
+    public var input: RequestInput {
+        get { storage.input }
+        set { unique.input = newValue }
+    }
     /// `swgi.errors`: lines written here go to the server's error log.
-    public var errors: ErrorStream
+    public var errors: ErrorStream {
+        get { storage.errors }
+        set { unique.errors = newValue }
+    }
     /// `swgi.version`.
-    public var version: (major: Int, minor: Int) = SWGI.version
+    public var version: (major: Int, minor: Int) {
+        get { storage.version }
+        set { unique.version = newValue }
+    }
     /// `swgi.url_scheme`: `http` or `https`.
-    public var urlScheme: String
+    public var urlScheme: String {
+        get { storage.urlScheme }
+        set { unique.urlScheme = newValue }
+    }
     /// `swgi.multithread`: other requests may be served at the same time on other threads.
-    public var multithread: Bool
+    public var multithread: Bool {
+        get { storage.multithread }
+        set { unique.multithread = newValue }
+    }
     /// `swgi.multiprocess`: other requests may be served by other processes.
-    public var multiprocess: Bool
+    public var multiprocess: Bool {
+        get { storage.multiprocess }
+        set { unique.multiprocess = newValue }
+    }
     /// `swgi.run_once`: the process will serve this one request.
-    public var runOnce: Bool
+    public var runOnce: Bool {
+        get { storage.runOnce }
+        set { unique.runOnce = newValue }
+    }
     /// `swgi.file_wrapper`, when the server offers one.
-    public var fileWrapper: FileWrapper?
+    public var fileWrapper: FileWrapper? {
+        get { storage.fileWrapper }
+        set { unique.fileWrapper = newValue }
+    }
     /// Objects middleware hands to the applications it wraps, by key (a
     /// session, a user), as WSGI middleware puts objects in its environ.
-    public var objects: [String: Any] = [:]
+    public var objects: [String: Any] {
+        get { storage.objects }
+        set { unique.objects = newValue }
+    }
 
     public init(
         variables: [String: String],
@@ -66,15 +140,10 @@ public struct Environ {
         runOnce: Bool = false,
         fileWrapper: FileWrapper? = nil
     ) {
-        self.source = nil
-        self.changes = variables.mapValues { .string($0) }
-        self.input = input
-        self.errors = errors
-        self.urlScheme = urlScheme ?? Environ.scheme(https: variables["HTTPS"])
-        self.multithread = multithread
-        self.multiprocess = multiprocess
-        self.runOnce = runOnce
-        self.fileWrapper = fileWrapper
+        storage = Storage(source: nil, changes: variables.mapValues { .string($0) }, input: input, errors: errors,
+                          urlScheme: urlScheme ?? Environ.scheme(https: variables["HTTPS"]),
+                          multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
+                          fileWrapper: fileWrapper)
     }
 
     /// An environ over the variables a server received (see ``EnvironSource``).
@@ -87,30 +156,27 @@ public struct Environ {
         runOnce: Bool,
         fileWrapper: FileWrapper?
     ) {
-        self.source = source
-        self.input = input
-        self.errors = errors
-        self.urlScheme = Environ.scheme(https: source.string(for: "HTTPS"))
-        self.multithread = multithread
-        self.multiprocess = multiprocess
-        self.runOnce = runOnce
-        self.fileWrapper = fileWrapper
+        storage = Storage(source: source, changes: [:], input: input, errors: errors,
+                          urlScheme: Environ.scheme(https: source.string(for: "HTTPS")),
+                          multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
+                          fileWrapper: fileWrapper)
     }
 
     /// A string value; setting `nil` removes the key.
     public subscript(key: String) -> String? {
         get {
-            if !changes.isEmpty, let change = changes[key] { return change.string }
-            return source?.string(for: key)
+            let storage = storage
+            if !storage.changes.isEmpty, let change = storage.changes[key] { return change.string }
+            return storage.source?.string(for: key)
         }
-        set { changes[key] = newValue.map { .string($0) } ?? .removed }
+        set { unique.changes[key] = newValue.map { .string($0) } ?? .removed }
     }
 
     /// Every string-valued key: CGI variables and server keys. This decodes
     /// every value; ask for single keys with the subscript where you can.
     public var variables: [String: String] {
-        var all = source?.dictionary() ?? [:]
-        for (key, change) in changes {
+        var all = storage.source?.dictionary() ?? [:]
+        for (key, change) in storage.changes {
             all[key] = change.string
         }
         return all
@@ -118,20 +184,20 @@ public struct Environ {
 
     /// The exact bytes of a value as the server received them.
     public func bytes(_ key: String) -> [UInt8]? {
-        if !changes.isEmpty, let change = changes[key] {
+        if !storage.changes.isEmpty, let change = storage.changes[key] {
             switch change {
             case .removed: return nil
             case .string(let s): return Array(s.utf8)
             case .bytes(let raw, _): return raw
             }
         }
-        return source?.bytes(for: key)
+        return storage.source?.bytes(for: key)
     }
 
     /// Keys whose value was not valid UTF-8 (see ``bytes(_:)``).
     public var undecodableKeys: [String] {
-        var keys = Set(source?.undecodableKeys() ?? [])
-        for (key, change) in changes {
+        var keys = Set(storage.source?.undecodableKeys() ?? [])
+        for (key, change) in storage.changes {
             if case .bytes = change { keys.insert(key) } else { keys.remove(key) }
         }
         return keys.sorted()
@@ -140,16 +206,20 @@ public struct Environ {
     /// Sets a value from raw bytes: decoded as UTF-8, the bytes kept when invalid.
     public mutating func set(_ key: String, bytes: UnsafeRawBufferPointer) {
         let (string, valid) = EnvironBlock.decode(bytes)
-        changes[key] = valid ? .string(string) : .bytes(Array(bytes), string)
+        unique.changes[key] = valid ? .string(string) : .bytes(Array(bytes), string)
     }
 
-    /// The source of this environ's variables, if another copy of the
-    /// environ still reads it: a host asks at the end of a request whether
-    /// the application kept the environ, and if so gives the source a copy
-    /// of the variables that outlives the request.
+    /// The source of this environ's variables, if another environ still reads
+    /// it: a host asks at the end of a request whether the application kept
+    /// the environ (a copy, or a changed copy that reads the same source),
+    /// and if so gives the source a copy of the variables that outlives the
+    /// request.
     public mutating func sharedSource() -> EnvironSource? {
-        guard source != nil, !isKnownUniquelyReferenced(&source!) else { return nil }
-        return source
+        guard storage.source != nil else { return nil }
+        if isKnownUniquelyReferenced(&storage) && isKnownUniquelyReferenced(&storage.source!) {
+            return nil
+        }
+        return storage.source
     }
 
     public var requestMethod: String { self["REQUEST_METHOD"] ?? "GET" }
