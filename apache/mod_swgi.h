@@ -46,6 +46,7 @@ typedef struct {
     const char *entry_point;        /* SWGIEntryPoint, NULL when unset */
     int pass_authorization;         /* SWGIPassAuthorization, SWGI_UNSET */
     int chunked_request;            /* SWGIChunkedRequest, SWGI_UNSET */
+    int allow_untrusted;            /* SWGIAllowUntrustedFiles, SWGI_UNSET */
 } swgi_dir_conf_t;
 
 /* Set on a request that an alias matched (request_config). */
@@ -68,10 +69,11 @@ int swgi_translate_name(request_rec *r);
 void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
 /* The application table for (path, entry), loading it on first use in this
  * process. NULL, with one error-log line naming the file and the reason, if
- * it cannot be had. `cache`, if not NULL, is a slot that remembers the
+ * it cannot be had, or if the file is not owned by root or Apache's user,
+ * or is writable by everyone, unless `allow_untrusted`. `cache`, if not NULL, is a slot that remembers the
  * answer for later requests with the same path (see swgi_alias_t). */
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
-                                 void **cache);
+                                 void **cache, int allow_untrusted);
 
 /* swgi_environ.c */
 /* The environ of one request, computed as the application asks for it. */

@@ -35,6 +35,7 @@ void *swgi_create_dir_config(apr_pool_t *p, char *dir)
     conf->entry_point = NULL;
     conf->pass_authorization = SWGI_UNSET;
     conf->chunked_request = SWGI_UNSET;
+    conf->allow_untrusted = SWGI_UNSET;
     return conf;
 }
 
@@ -49,6 +50,8 @@ void *swgi_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
                                ? add->pass_authorization : base->pass_authorization;
     conf->chunked_request = add->chunked_request != SWGI_UNSET
                             ? add->chunked_request : base->chunked_request;
+    conf->allow_untrusted = add->allow_untrusted != SWGI_UNSET
+                            ? add->allow_untrusted : base->allow_untrusted;
     return conf;
 }
 
@@ -149,6 +152,12 @@ static const char *set_chunked_request(cmd_parms *cmd, void *mconfig, int on)
     return NULL;
 }
 
+static const char *set_allow_untrusted(cmd_parms *cmd, void *mconfig, int on)
+{
+    ((swgi_dir_conf_t *)mconfig)->allow_untrusted = on;
+    return NULL;
+}
+
 /*
  * The length of the part of uri that prefix maps, or -1. The prefix matches
  * whole path segments: "/hello" maps "/hello" and "/hello/x", not
@@ -245,5 +254,10 @@ const command_rec swgi_cmds[] = {
     AP_INIT_FLAG("SWGIChunkedRequest", set_chunked_request, NULL,
                  RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                  "On to accept chunked request bodies (default Off: 411)"),
+    /* Not in .htaccess: it decides what code Apache's processes run. */
+    AP_INIT_FLAG("SWGIAllowUntrustedFiles", set_allow_untrusted, NULL,
+                 RSRC_CONF | ACCESS_CONF,
+                 "On to load application files owned by users other than root "
+                 "and Apache's, or writable by everyone (default Off)"),
     { NULL }
 };

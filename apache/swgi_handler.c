@@ -359,7 +359,7 @@ int swgi_handler(request_rec *r)
         return rc;
     }
 
-    app = swgi_load_app(r, app_path, entry, cache);
+    app = swgi_load_app(r, app_path, entry, cache, dconf->allow_untrusted == 1);
     if (!app) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

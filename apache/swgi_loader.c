@@ -20,6 +20,7 @@
 #include "apr_hash.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
+#include "unixd.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ APLOG_USE_MODULE(swgi);
 typedef struct {
     const swgi_app_v1 *app;     /* NULL when loading failed */
     const char *reason;         /* why it failed */
+    const char *untrusted;      /* why the file is not to be trusted, or NULL */
     apr_time_t mtime;           /* of the file that failed */
     apr_off_t size;
 } swgi_loaded_t;
@@ -37,6 +39,7 @@ typedef struct {
 typedef struct {
     const char *entry;
     const swgi_app_v1 *app;
+    const char *untrusted;
 } swgi_cached_app_t;
 
 static apr_pool_t *loader_pool;
@@ -107,7 +110,8 @@ static const swgi_app_v1 *open_app(const char *path, const char *entry,
                                app->abi_version, SWGI_ABI_VERSION);
         return NULL;
     }
-    if (app->size < sizeof(swgi_app_v1) || !app->handle) {
+    /* The first version of the table ended before `flags`. */
+    if (app->size < offsetof(swgi_app_v1, flags) || !app->handle) {
         *reason = apr_psprintf(loader_pool, "entry point '%s' returned an incomplete "
                                "application table", symbol);
         return NULL;
@@ -118,7 +122,8 @@ static const swgi_app_v1 *open_app(const char *path, const char *entry,
 /* Publishes app in the alias's slot (called with the lock held): later
  * requests read it without the lock. The slot is filled once; an alias
  * whose locations name other entry points finds those in the table. */
-static void remember(void **cache, const char *entry, const swgi_app_v1 *app)
+static void remember(void **cache, const char *entry, const swgi_app_v1 *app,
+                     const char *untrusted)
 {
     swgi_cached_app_t *cached;
 
@@ -128,11 +133,43 @@ static void remember(void **cache, const char *entry, const swgi_app_v1 *app)
     cached = apr_palloc(loader_pool, sizeof(*cached));
     cached->entry = apr_pstrdup(loader_pool, entry);
     cached->app = app;
+    cached->untrusted = untrusted;
     __atomic_store_n(cache, cached, __ATOMIC_RELEASE);
 }
 
+/*
+ * Why a library file is not to be trusted, or NULL: Apache loads it into
+ * its own processes, so only root or Apache's user may own it, and nobody
+ * else may write it (mod_wsgi's rule for its scripts, suEXEC's for CGI).
+ */
+static const char *untrusted_reason(const apr_finfo_t *finfo)
+{
+    if (finfo->user != 0 && finfo->user != ap_unixd_config.user_id) {
+        return apr_psprintf(loader_pool, "it is owned by uid %ld, neither root nor "
+                            "Apache's user (uid %ld)", (long)finfo->user,
+                            (long)ap_unixd_config.user_id);
+    }
+    if (finfo->protection & APR_FPROT_WWRITE) {
+        return "every user may write it";
+    }
+    return NULL;
+}
+
+/* NULL after one log line if `untrusted` and this directory does not allow it. */
+static const swgi_app_v1 *trusted(request_rec *r, const char *path, const swgi_app_v1 *app,
+                                  const char *untrusted, int allow_untrusted)
+{
+    if (untrusted && !allow_untrusted) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SWGI application %s refused: %s (SWGIAllowUntrustedFiles On "
+                      "accepts it)", path, untrusted);
+        return NULL;
+    }
+    return app;
+}
+
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
-                                 void **cache)
+                                 void **cache, int allow_untrusted)
 {
     swgi_cached_app_t *cached = cache ? __atomic_load_n(cache, __ATOMIC_ACQUIRE) : NULL;
     const char *key;
@@ -140,22 +177,23 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     apr_finfo_t finfo;
     const swgi_app_v1 *app;
     const char *reason = NULL;
+    const char *untrusted;
 
     /* The usual case: an alias whose application this child has loaded. */
     if (cached && !strcmp(cached->entry, entry)) {
-        return cached->app;
+        return trusted(r, path, cached->app, cached->untrusted, allow_untrusted);
     }
     key = apr_pstrcat(r->pool, path, "\n", entry, NULL);
     lock();
     item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
     if (item && item->app) {
-        remember(cache, entry, item->app);
+        remember(cache, entry, item->app, item->untrusted);
         unlock();
-        return item->app;
+        return trusted(r, path, item->app, item->untrusted, allow_untrusted);
     }
 
-    if (apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_TYPE,
-                 r->pool) != APR_SUCCESS) {
+    if (apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_TYPE
+                 | APR_FINFO_USER | APR_FINFO_PROT, r->pool) != APR_SUCCESS) {
         unlock();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "cannot load SWGI application %s: no such file", path);
@@ -177,6 +215,12 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
         return NULL;
     }
 
+    /* Checked before dlopen, which runs the library's initializers. */
+    untrusted = untrusted_reason(&finfo);
+    if (untrusted && !allow_untrusted) {
+        unlock();
+        return trusted(r, path, NULL, untrusted, allow_untrusted);
+    }
     app = open_app(path, entry, &reason);
     if (!item) {
         item = apr_pcalloc(loader_pool, sizeof(*item));
@@ -184,10 +228,11 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     }
     item->app = app;
     item->reason = reason;
+    item->untrusted = untrusted;
     item->mtime = finfo.mtime;
     item->size = finfo.size;
     if (app) {
-        remember(cache, entry, app);
+        remember(cache, entry, app, untrusted);
     }
     unlock();
 

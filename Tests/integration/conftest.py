@@ -76,6 +76,12 @@ SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
 SWGIAppAlias /kept @ROOT@/apps/libSWGITestApps.so entry=kept
+SWGIAppAlias /untrusted-owner @ROOT@/apps/untrusted/owner.so
+SWGIAppAlias /untrusted-mode @ROOT@/apps/untrusted/mode.so
+SWGIAppAlias /untrusted-allowed @ROOT@/apps/untrusted/owner.so
+<Location /untrusted-allowed>
+    SWGIAllowUntrustedFiles On
+</Location>
 SWGIAppAlias /lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
 SWGIAppAlias /auth-pass-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
 <Location /auth-pass-lookups>
@@ -137,6 +143,11 @@ SWGIAppAlias /wrong-entry @ROOT@/apps/libHello.so entry=nosuch
 </Directory>
 <Directory @ROOT@/htdocs/noexec>
     AddHandler swgi-app .so
+</Directory>
+<Directory @ROOT@/htdocs/htaccess-try>
+    AddHandler swgi-app .so
+    Options +ExecCGI
+    AllowOverride All
 </Directory>
 
 SWGIAppAlias /deflated @ROOT@/apps/libSWGITestApps.so entry=stream
@@ -224,6 +235,10 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
         "apps/matched/environ.so": dump,
         "htdocs/apps/dump.so": dump,
         "htdocs/noexec/dump.so": dump,
+        "apps/untrusted/owner.so": dump,
+        "apps/untrusted/mode.so": dump,
+        "htdocs/htaccess-try/owner.so": dump,
+        "htdocs/htaccess-try/.htaccess": "SWGIAllowUntrustedFiles On\n",
         "conf/htpasswd": "alice:%s\n" % password,
     }
     server = Apache(module, mpm=mpm, site=SITE, apps=libs, modules=MODULES,
@@ -232,6 +247,10 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     os.symlink(server.path("conf", "htpasswd"), server.path("static", "escape.txt"))
     os.makedirs(server.path("blog"))
     os.chmod(server.path("blog"), 0o777)  # written by Apache's user
+    # Libraries Apache must not trust: another user's, and one anyone may write.
+    os.chown(server.path("apps", "untrusted", "owner.so"), 65534, 65534)
+    os.chown(server.path("htdocs", "htaccess-try", "owner.so"), 65534, 65534)
+    os.chmod(server.path("apps", "untrusted", "mode.so"), 0o757)
     return server
 
 

@@ -30,7 +30,7 @@ def skewed_library(tmp_path_factory):
     app_file.write_text(text.replace('public let libraryVersion = "', 'public let libraryVersion = "skew-'))
     environ_file = copy / "Sources" / "SWGI" / "Environ.swift"
     text = environ_file.read_text()
-    anchor = "    public var runOnce: Bool\n"
+    anchor = "    private var storage: Storage\n"
     assert anchor in text
     environ_file.write_text(text.replace(anchor, anchor + "    public var skew: (Int, Int, Int, Int) = (1, 2, 3, 4)\n"))
     subprocess.run(["swift", "build", "--package-path", str(copy), "--product", "SWGITestApps"],
