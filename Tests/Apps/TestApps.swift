@@ -122,6 +122,38 @@ struct Misbehave: Application {
                 sent = true
                 return "01234"
             }, onClose: closed)
+        case "empty-chunks":
+            try startResponse("200 OK", text)
+            var n = 0
+            return Body(next: {
+                n += 1
+                return n <= 1000 ? "" : nil
+            }, onClose: closed)
+        case "tiny-chunks":
+            try startResponse("200 OK", text)
+            var n = 0
+            return Body(next: {
+                n += 1
+                return n <= 100_000 ? "x" : nil
+            }, onClose: closed)
+        case "read-past-end":
+            // Reads the body, then goes on reading: the end stays the end.
+            let input = environ.input
+            let first = try input.read()
+            var more = 0
+            for _ in 0..<1000 { more += try input.read(4096).count + (try input.readLine()?.count ?? 0) }
+            try startResponse("200 OK", text)
+            return ["first=\(first.count) more=\(more)\n"]
+        case "block":
+            // Takes longer than the client waits; then tries to answer.
+            var slept = 0
+            try startResponse("200 OK", text)
+            return Body(next: {
+                guard slept < 8 else { return nil }
+                slept += 1
+                usleep(500_000)
+                return "tick\n"
+            }, onClose: closed)
         default:
             try startResponse("400 Bad Request", text)
             return ["unknown how\n"]

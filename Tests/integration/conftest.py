@@ -194,11 +194,15 @@ Listen 127.0.0.1:@PORT2@
 </VirtualHost>
 <VirtualHost 127.0.0.1:@PORT2@>
     ServerName wsgi.test
+    Timeout 3
     WSGIScriptAlias /app @ROOT@/apps/environ.wsgi
+    WSGIScriptAlias /echo @ROOT@/apps/echo.wsgi
 </VirtualHost>
 <VirtualHost 127.0.0.1:@PORT2@>
     ServerName swgi.test
+    Timeout 3
     SWGIAppAlias /app @ROOT@/apps/libEnvironDump.so
+    SWGIAppAlias /echo @ROOT@/apps/libSWGITestApps.so entry=echo
 </VirtualHost>
 
 Listen 127.0.0.1:@SSLPORT@
@@ -208,6 +212,20 @@ Listen 127.0.0.1:@SSLPORT@
     SSLCertificateFile @ROOT@/conf/cert.pem
     SSLCertificateKeyFile @ROOT@/conf/key.pem
 </VirtualHost>
+"""
+
+# mod_wsgi's counterpart of the Echo test application (Tests/Apps): reads
+# the body in blocks and answers its length (the bad-request suite compares).
+ECHO_WSGI = """
+def application(environ, start_response):
+    total = 0
+    while True:
+        block = environ["wsgi.input"].read(65536)
+        if not block:
+            break
+        total += len(block)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"bytes=%d\\n" % total]
 """
 
 MODULES = ["rewrite", "auth_basic", "authn_core", "authn_file", "authz_user", "ssl",
@@ -232,6 +250,7 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
         "static/big.bin": bytes(range(256)) * (5 * 4096),
         "static/.secret": "hidden",
         "apps/environ.wsgi": wsgi,
+        "apps/echo.wsgi": ECHO_WSGI,
         "apps/matched/environ.so": dump,
         "htdocs/apps/dump.so": dump,
         "htdocs/noexec/dump.so": dump,
@@ -254,6 +273,11 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     return server
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "reliability: the reliability suite (scripts/test --reliability)")
+    config.addinivalue_line("markers", "soak: long runs, only with scripts/test --soak")
+
+
 @pytest.fixture(scope="session", params=MPMS)
 def server(request, build, c_fixtures):
     module, apps = build
@@ -262,6 +286,15 @@ def server(request, build, c_fixtures):
     yield apache
     apache.stop()
     assert not os.path.exists("/proc/%d" % pid), "apache did not stop"
+
+
+@pytest.fixture
+def no_crash(server):
+    """Fails the test if an Apache child died while it ran."""
+    mark = server.log_size()
+    yield
+    log = server.log_since(mark)
+    assert "exit signal" not in log and "Segmentation fault" not in log, log
 
 
 @pytest.fixture

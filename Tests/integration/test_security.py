@@ -1,6 +1,10 @@
 """What mod_swgi refuses to trust: library files that another user owns or
 that anyone may write (checked before dlopen, which runs their code)."""
+import pytest
+
 from client import get
+
+pytestmark = pytest.mark.reliability
 
 
 def test_a_library_owned_by_another_user_is_refused(server, mark):
@@ -32,3 +36,14 @@ def test_the_allowance_cannot_come_from_htaccess(server, mark):
     resp, _ = get(server, "/htaccess-try/owner.so")
     assert resp.status == 500
     assert "SWGIAllowUntrustedFiles not allowed here" in server.log_since(mark, wait_for="not allowed")
+
+
+def test_the_blog_stays_in_its_directory(server):
+    from client import request
+    resp, _ = request(server, "PUT", "/blog/.sneaky", body=b"x",
+                      headers={"Content-Type": "text/plain"})
+    assert resp.status == 400
+    for path in ["/blog/..%5C..%5Chttpd.conf", "/blog/.tmp", "/blog/%2e%2e%2fconf%2fhtpasswd"]:
+        resp, data = request(server, "GET", path)
+        assert resp.status in (400, 404), (path, resp.status)
+        assert b"alice:" not in data

@@ -1,0 +1,72 @@
+"""Applications that misbehave in the ways test_errors.py does not cover,
+and bad chunked framing: each gets a proper answer, nothing crashes, and the
+server keeps serving. Part of the reliability suite."""
+import socket
+
+import pytest
+
+from client import get, raw, request
+
+pytestmark = pytest.mark.reliability
+
+
+def still_serving(server):
+    resp, data = get(server, "/hello")
+    assert resp.status == 200 and data == b"Hello world!\n"
+
+
+def test_only_empty_chunks_give_an_empty_body(server, no_crash, mark):
+    resp, data = get(server, "/misbehave?how=empty-chunks")
+    assert resp.status == 200 and data == b""
+    assert "misbehave empty-chunks closed" in server.log_since(mark, wait_for="empty-chunks closed")
+    still_serving(server)
+
+
+def test_a_hundred_thousand_tiny_chunks_all_arrive(server, no_crash):
+    resp, data = get(server, "/misbehave?how=tiny-chunks")
+    assert resp.status == 200 and data == b"x" * 100_000
+    still_serving(server)
+
+
+def test_reading_past_the_end_keeps_returning_the_end(server, no_crash):
+    resp, data = request(server, "POST", "/misbehave?how=read-past-end", body=b"a" * 1000)
+    assert resp.status == 200 and data == b"first=1000 more=0\n"
+    still_serving(server)
+
+
+def test_a_client_that_gives_up_on_a_slow_application(server, no_crash, mark):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /misbehave?how=block HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"200 OK" in s.recv(4096)
+    # The application's next write fails, it is stopped, close() runs once.
+    log = server.log_since(mark, wait_for="misbehave block closed", timeout=10)
+    assert log.count("misbehave block closed") == 1
+    still_serving(server)
+
+
+@pytest.mark.parametrize("body,expected", [
+    (b"zz\r\nabc\r\n0\r\n\r\n", 400),                         # not a hex size
+    (b"3\r\nabcdef\r\n0\r\n\r\n", 400),                       # more bytes than the size
+    (b"FFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n", 413),       # a size beyond any limit
+], ids=["bad size", "wrong size", "huge size"])
+def test_bad_chunked_framing(server, no_crash, mark, body, expected):
+    out = raw(server, b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n" + body)
+    assert out.startswith(b"HTTP/1.1 %d" % expected), out[:100]
+    still_serving(server)
+
+
+def test_chunked_body_without_its_last_chunk(server, no_crash, mark):
+    # The client stops sending: the read fails when it closes its side.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    assert out == b"" or out.startswith(b"HTTP/1.1 400"), out[:100]
+    assert "reading the request body failed" in server.log_since(mark, wait_for="reading the request body failed")
+    still_serving(server)
