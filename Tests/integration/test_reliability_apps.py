@@ -70,3 +70,16 @@ def test_chunked_body_without_its_last_chunk(server, no_crash, mark):
     assert out == b"" or out.startswith(b"HTTP/1.1 400"), out[:100]
     assert "reading the request body failed" in server.log_since(mark, wait_for="reading the request body failed")
     still_serving(server)
+
+
+def test_a_client_that_leaves_in_the_middle_of_an_upload(server, no_crash, mark):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n")
+        s.sendall(b"u" * 1_000_000)
+        # Gone without the rest: a reset, not a clean end of the body.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    log = server.log_since(mark, wait_for="reading the request body failed", timeout=10)
+    assert "reading the request body failed" in log
+    # The application saw the read fail and stopped; nothing was answered to no one.
+    assert "stopped: the request body could not be read" in server.log_since(mark, wait_for="stopped:")
+    still_serving(server)
