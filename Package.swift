@@ -72,7 +72,7 @@ let package = Package(
         // scripts/microbench: the hot Swift paths with no server, with allocation counts.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
         .executableTarget(name: "swgi-microbench", dependencies: [
-            "SWGI", "SWGIBridge", "CSWGIABI", "CMallocCounter",
+            "SWGI", "SWGIHosting", "CSWGIABI", "CMallocCounter",
             .product(name: "Benchmark", package: "swift-benchmark"),
         ], path: "Benchmarks/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions", "SWGIStatic"],

@@ -84,7 +84,6 @@ typedef struct {
     const char *entry;
     int apache;                 /* Apache's own functions build it */
     const char **computed;      /* each provider's value, once known */
-    char *known;
     const swgi_pair *all;       /* the whole environ, once built */
     size_t all_count;
 } swgi_environ_t;

@@ -321,16 +321,22 @@ void swgi_environ_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-/* A provider's value, computed once per request. */
+/* A provider's value, computed once per request (NOT_YET until then). */
+static const char not_yet[] = "";
+#define NOT_YET not_yet
+
 static const char *provide(swgi_environ_t *env, apr_size_t i)
 {
+    apr_size_t j;
+
     if (!env->computed) {
-        env->computed = apr_pcalloc(env->r->pool, NPROVIDERS * sizeof(const char *));
-        env->known = apr_pcalloc(env->r->pool, NPROVIDERS);
+        env->computed = apr_palloc(env->r->pool, NPROVIDERS * sizeof(const char *));
+        for (j = 0; j < NPROVIDERS; j++) {
+            env->computed[j] = NOT_YET;
+        }
     }
-    if (!env->known[i]) {
+    if (env->computed[i] == NOT_YET) {
         env->computed[i] = providers[i].fn(env);
-        env->known[i] = 1;
     }
     return env->computed[i];
 }

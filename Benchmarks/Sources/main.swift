@@ -2,10 +2,12 @@
 //
 // Each benchmark reports its time per call and `allocs`, the heap
 // allocations per call (counted by CMallocCounter, which interposes malloc
-// in this executable). The request benchmarks drive an application through
-// the C ABI exactly as mod_swgi does, with the environ mod_swgi passed for a
-// real request (captured-environ.txt) and a host whose callbacks do nothing
-// but count: they measure the whole Swift side of one request.
+// in this executable, the libraries it loads included). The request
+// benchmarks load scripts/bench's application (libSWGIBench.so, from
+// Tests/Bench) as mod_swgi does and drive it through the C ABI, with the
+// environ mod_swgi passed for a real request (captured-environ.txt, its
+// PATH_INFO naming the scenario) and a host whose callbacks do nothing but
+// count: they measure the whole Swift side of one request.
 //
 //   scripts/microbench                      every benchmark
 //   scripts/microbench --filter request     those whose name matches
@@ -13,7 +15,7 @@ import Benchmark
 import CMallocCounter
 import CSWGIABI
 import SWGI
-import SWGIBridge
+import SWGIHosting
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,6 +65,7 @@ extension String {
 // MARK: A host that only counts
 
 struct CountingHost {
+    let environ: CapturedEnviron
     var status: Int32 = 0
     var bytes = 0
     var body: [UInt8] = []
@@ -94,8 +97,9 @@ nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
             print("log:", String(decoding: UnsafeRawBufferPointer(start: message, count: len), as: UTF8.self))
         },
         send_file: nil,
-        environ_get: { _, name, len, value in
+        environ_get: { host, name, len, value in
             // As mod_swgi: the variable looked up when asked (here in the captured pairs).
+            let environ = host!.assumingMemoryBound(to: CountingHost.self).pointee.environ
             for i in 0..<environ.count where environ.pairs[i].name.len == len {
                 if memcmp(environ.pairs[i].name.data, name!, len) == 0 {
                     value!.pointee = environ.pairs[i].value
@@ -104,7 +108,8 @@ nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
             }
             return 0
         },
-        environ_all: { _, pairs, count in
+        environ_all: { host, pairs, count in
+            let environ = host!.assumingMemoryBound(to: CountingHost.self).pointee.environ
             pairs!.pointee = UnsafePointer(environ.pairs)
             count!.pointee = environ.count
         }
@@ -115,7 +120,7 @@ nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
 /// Serves one request to `app` (an exported table) as mod_swgi would.
 @inline(never)
 func serve(_ app: UnsafePointer<swgi_app_v1>, _ environ: CapturedEnviron, body: [UInt8] = []) -> CountingHost {
-    var host = CountingHost(body: body)
+    var host = CountingHost(environ: environ, body: body)
     withUnsafeMutablePointer(to: &host) { h in
         var request = swgi_request_v1(
             size: UInt32(MemoryLayout<swgi_request_v1>.size), flags: SWGI_FLAG_MULTITHREAD | SWGI_FLAG_MULTIPROCESS,
@@ -127,82 +132,45 @@ func serve(_ app: UnsafePointer<swgi_app_v1>, _ environ: CapturedEnviron, body: 
     return host
 }
 
-// MARK: The applications (those of scripts/bench)
+// MARK: The application of scripts/bench, and the requests
 
-let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
-
-struct Hello: Application {
-    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-        return ["Hello world!\n"]
+/// libSWGIBench.so, built next to this executable (scripts/microbench builds both).
+let bench: UnsafePointer<swgi_app_v1> = {
+    var exe = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+    precondition(n > 0, "cannot find this executable's path")
+    let dir = String(decoding: exe[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        .split(separator: "/").dropLast().joined(separator: "/")
+    do {
+        return try loadApplication(path: "/" + dir + "/libSWGIBench.so", entry: "application").table
+    } catch {
+        fatalError("\(error) (scripts/microbench builds it)")
     }
-}
-
-struct EnvironReader: Application {
-    static let keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "SERVER_PROTOCOL", "QUERY_STRING",
-                       "HTTP_HOST", "HTTP_USER_AGENT", "REMOTE_ADDR", "SERVER_PORT", "SERVER_NAME"]
-
-    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        var text: [UInt8] = []
-        text.reserveCapacity(200)
-        for key in Self.keys {
-            text += (environ[key] ?? "").utf8
-            text.append(UInt8(ascii: " "))
-        }
-        text = Array(text.prefix(199)) + [UInt8](repeating: UInt8(ascii: "."), count: max(0, 199 - text.count))
-        text.append(UInt8(ascii: "\n"))
-        try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "200")])
-        return [Chunk(text)]
-    }
-}
-
-struct Headers: Application {
-    static let headers = [("Content-Type", "text/plain"), ("Content-Length", "13")]
-        + (0..<10).map { ("X-Bench-\($0)", "value") }
-
-    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        try startResponse("200 OK", Self.headers)
-        return ["Hello world!\n"]
-    }
-}
-
-struct Stream: Application {
-    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
-        var sent = 0
-        return Body(next: {
-            guard sent < 16 else { return nil }
-            sent += 1
-            return block
-        })
-    }
-}
-
-struct Upload: Application {
-    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
-        let input = environ.input
-        return Body(next: {
-            let data = try input.read(65536)
-            return data.isEmpty ? nil : Chunk(data)
-        })
-    }
-}
-
-func exported<A: Application>(_ app: A) -> UnsafePointer<swgi_app_v1> {
-    exportApplication(app).assumingMemoryBound(to: swgi_app_v1.self)
-}
-
-// MARK: The benchmarks
+}()
 
 let captured = loadCapturedEnviron()
-nonisolated(unsafe) let environ = CapturedEnviron(captured)
-nonisolated(unsafe) let helloApp = exported(Hello())
-nonisolated(unsafe) let environApp = exported(EnvironReader())
-nonisolated(unsafe) let headersApp = exported(Headers())
-nonisolated(unsafe) let streamApp = exported(Stream())
-nonisolated(unsafe) let uploadApp = exported(Upload())
+
+/// The captured environ for scripts/bench's scenario `name`.
+func environ(_ name: String, method: String = "GET", contentLength: Int? = nil) -> CapturedEnviron {
+    var entries = captured.filter { !["PATH_INFO", "REQUEST_METHOD", "CONTENT_LENGTH"].contains($0.0) }
+    entries += [("PATH_INFO", "/" + name), ("REQUEST_METHOD", method)]
+    if let contentLength { entries.append(("CONTENT_LENGTH", String(contentLength))) }
+    return CapturedEnviron(entries)
+}
+
+nonisolated(unsafe) let hello = environ("hello")
+nonisolated(unsafe) let environReads = environ("environ")
+nonisolated(unsafe) let headers = environ("headers")
+nonisolated(unsafe) let stream = environ("stream")
 let uploadBody = [UInt8](repeating: 0x61, count: 1 << 20)
+nonisolated(unsafe) let upload = environ("upload", method: "POST", contentLength: uploadBody.count)
+
+/// The keys the `environ` scenario reads.
+let environKeys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "SERVER_PROTOCOL", "QUERY_STRING",
+                   "HTTP_HOST", "HTTP_USER_AGENT", "REMOTE_ADDR", "SERVER_PORT", "SERVER_NAME"]
+/// The head of the `headers` scenario.
+let responseHeaders = [("Content-Type", "text/plain"), ("Content-Length", "13")]
+    + (0..<10).map { ("X-Bench-\($0)", "value") }
 
 /// Runs `body` as the measured call and adds its allocations to the `allocs`
 /// counter, averaged over the benchmark's iterations.
@@ -214,19 +182,19 @@ func measured(_ state: inout BenchmarkState, _ body: () -> Void) throws {
 }
 
 benchmark("request: hello through the C ABI") { state in
-    try measured(&state) { precondition(serve(helloApp, environ).bytes == 13) }
+    try measured(&state) { precondition(serve(bench, hello).bytes == 13) }
 }
 benchmark("request: environ, 10 keys read") { state in
-    try measured(&state) { precondition(serve(environApp, environ).bytes == 200) }
+    try measured(&state) { precondition(serve(bench, environReads).bytes == 200) }
 }
 benchmark("request: 12 response headers") { state in
-    try measured(&state) { precondition(serve(headersApp, environ).bytes == 13) }
+    try measured(&state) { precondition(serve(bench, headers).bytes == 13) }
 }
 benchmark("request: stream 16 x 64 KiB chunks") { state in
-    try measured(&state) { precondition(serve(streamApp, environ).bytes == 1 << 20) }
+    try measured(&state) { precondition(serve(bench, stream).bytes == 1 << 20) }
 }
 benchmark("request: upload 1 MiB read and echoed") { state in
-    try measured(&state) { precondition(serve(uploadApp, environ, body: uploadBody).bytes == 1 << 20) }
+    try measured(&state) { precondition(serve(bench, upload, body: uploadBody).bytes == 1 << 20) }
 }
 
 let ownedBlock: EnvironBlock = {
@@ -243,10 +211,10 @@ let ownedBlock: EnvironBlock = {
 benchmark("environ: copy of 36 captured variables (a kept environ)") { state in
     try measured(&state) {
         var bytes = 0
-        for i in 0..<environ.count { bytes += environ.pairs[i].name.len + environ.pairs[i].value.len }
-        let block = EnvironBlock(capacity: environ.count, byteCount: bytes) { builder in
-            for i in 0..<environ.count {
-                let p = environ.pairs[i]
+        for i in 0..<hello.count { bytes += hello.pairs[i].name.len + hello.pairs[i].value.len }
+        let block = EnvironBlock(capacity: hello.count, byteCount: bytes) { builder in
+            for i in 0..<hello.count {
+                let p = hello.pairs[i]
                 builder.append(name: UnsafeRawBufferPointer(start: p.name.data, count: p.name.len),
                                value: UnsafeRawBufferPointer(start: p.value.data, count: p.value.len))
             }
@@ -257,13 +225,13 @@ benchmark("environ: copy of 36 captured variables (a kept environ)") { state in
 benchmark("environ: 10 lookups in a copied environ") { state in
     try measured(&state) {
         var total = 0
-        for key in EnvironReader.keys { total += ownedBlock.string(for: key)?.utf8.count ?? 0 }
+        for key in environKeys { total += ownedBlock.string(for: key)?.utf8.count ?? 0 }
         precondition(total > 0)
     }
 }
 benchmark("headers: validate 12 response headers") { state in
     try measured(&state) {
-        let head = try? ResponseHead(status: "200 OK", headers: Headers.headers)
+        let head = try? ResponseHead(status: "200 OK", headers: responseHeaders)
         precondition(head?.contentLength == 13)
     }
 }
@@ -271,6 +239,15 @@ benchmark("query: parse 6 parameters") { state in
     try measured(&state) {
         let q = QueryParameters(parsing: "q=swift+web&page=2&sort=date&lang=en&x=%E2%9C%93&empty=")
         precondition(q["page"] == "2")
+    }
+}
+benchmark("form: parse a 6-field urlencoded body") { state in
+    let body = Array("name=Alex+Smith&email=alex%40example.com&age=42&city=K%C3%B6ln&agree=on&note=".utf8)
+    try measured(&state) {
+        let environ = Environ(variables: ["CONTENT_TYPE": "application/x-www-form-urlencoded",
+                                          "CONTENT_LENGTH": String(body.count)],
+                              input: RequestInput(bytes: body))
+        precondition((try? environ.form())?["city"] == "Köln")
     }
 }
 benchmark("cookies: parse 4 cookies") { state in

@@ -27,7 +27,8 @@ public struct Environ {
         var input: RequestInput
         var errors: ErrorStream
         var version: (major: Int, minor: Int) = SWGI.version
-        var urlScheme: String
+        /// Set explicitly, or nil: then derived from `HTTPS` when read.
+        var urlScheme: String?
         var multithread: Bool
         var multiprocess: Bool
         var runOnce: Bool
@@ -35,7 +36,7 @@ public struct Environ {
         var objects: [String: Any] = [:]
 
         init(source: EnvironSource?, changes: [String: Change], input: RequestInput, errors: ErrorStream,
-             urlScheme: String, multithread: Bool, multiprocess: Bool, runOnce: Bool, fileWrapper: FileWrapper?) {
+             urlScheme: String?, multithread: Bool, multiprocess: Bool, runOnce: Bool, fileWrapper: FileWrapper?) {
             self.source = source
             self.changes = changes
             self.input = input
@@ -98,9 +99,10 @@ public struct Environ {
         get { storage.version }
         set { unique.version = newValue }
     }
-    /// `swgi.url_scheme`: `http` or `https`.
+    /// `swgi.url_scheme`: `http` or `https`. Unless set, it follows the
+    /// `HTTPS` variable (see ``scheme(https:)``), read when asked for.
     public var urlScheme: String {
-        get { storage.urlScheme }
+        get { storage.urlScheme ?? Environ.scheme(https: self["HTTPS"]) }
         set { unique.urlScheme = newValue }
     }
     /// `swgi.multithread`: other requests may be served at the same time on other threads.
@@ -141,7 +143,7 @@ public struct Environ {
         fileWrapper: FileWrapper? = nil
     ) {
         storage = Storage(source: nil, changes: variables.mapValues { .string($0) }, input: input, errors: errors,
-                          urlScheme: urlScheme ?? Environ.scheme(https: variables["HTTPS"]),
+                          urlScheme: urlScheme,
                           multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
                           fileWrapper: fileWrapper)
     }
@@ -157,7 +159,7 @@ public struct Environ {
         fileWrapper: FileWrapper?
     ) {
         storage = Storage(source: source, changes: [:], input: input, errors: errors,
-                          urlScheme: Environ.scheme(https: source.string(for: "HTTPS")),
+                          urlScheme: nil,
                           multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
                           fileWrapper: fileWrapper)
     }

@@ -50,7 +50,7 @@ public enum Gateway {
         _ app: A, environ: Environ, transport: T, name: @escaping @autoclosure () -> String,
         log: @escaping (LogLevel, String) -> Void
     ) -> GatewayOutcome {
-        let response = Response(transport: transport, name: name, isHead: environ.requestMethod == "HEAD", log: log)
+        let response = Response(transport: transport, name: name, environ: environ, log: log)
         let startResponse = StartResponse { status, headers, excInfo in
             try response.start(status, headers, excInfo)
         }
@@ -77,7 +77,9 @@ final class Response {
     let transport: any ResponseTransport
     private let nameProvider: () -> String
     var name: String { nameProvider() }
-    let isHead: Bool
+    /// The request's environ: whether it is a HEAD request is asked only
+    /// when a body falls short of its length.
+    let environ: Environ
     let log: (LogLevel, String) -> Void
     var head: ResponseHead?
     var headSent = false
@@ -86,11 +88,11 @@ final class Response {
     var clientGone = false
     var ended = false
 
-    init(transport: any ResponseTransport, name: @escaping () -> String, isHead: Bool,
+    init(transport: any ResponseTransport, name: @escaping () -> String, environ: Environ,
          log: @escaping (LogLevel, String) -> Void) {
         self.transport = transport
         self.nameProvider = name
-        self.isHead = isHead
+        self.environ = environ
         self.log = log
     }
 
@@ -177,7 +179,7 @@ final class Response {
             throw SWGIError(.responseNotStarted, "the application returned without calling startResponse")
         }
         try sendHeadIfNeeded()
-        if let limit = head.contentLength, sent < limit, head.allowsBody, !isHead {
+        if let limit = head.contentLength, sent < limit, head.allowsBody, environ.requestMethod != "HEAD" {
             throw SWGIError(.contentLengthMismatch, "the application returned \(sent) bytes, fewer than its Content-Length of \(limit)")
         }
     }

@@ -18,6 +18,8 @@ final class RequestEnviron: EnvironSource, @unchecked Sendable {
     private let host: HostConnection
     private let pairs: UnsafePointer<swgi_pair>?
     private let count: Int
+    /// Whether the host computes variables when asked.
+    private let asksHost: Bool
     /// The copy made for after the request (under the host's lock).
     private var kept: EnvironBlock?
 
@@ -25,11 +27,9 @@ final class RequestEnviron: EnvironSource, @unchecked Sendable {
         self.host = host
         self.pairs = pairs
         self.count = pairs == nil ? 0 : count
+        asksHost = pairs == nil && host.hasEnvironCallbacks
         super.init()
     }
-
-    /// Whether the host computes variables when asked.
-    private var asksHost: Bool { pairs == nil && host.hasEnvironCallbacks }
 
     /// Runs `body` while the request runs (lock held), else asks the kept copy.
     private func read<R>(_ body: () -> R, afterwards: (EnvironBlock) -> R) -> R? {

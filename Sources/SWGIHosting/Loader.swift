@@ -36,7 +36,9 @@ public func loadApplication(path: String, entry: String) throws -> LoadedApplica
     guard table.pointee.abi_version == SWGI_ABI_VERSION else {
         throw LoadError(description: "cannot load SWGI application \(path): built for SWGI ABI version \(table.pointee.abi_version), but swgi-serve speaks version \(SWGI_ABI_VERSION)")
     }
-    guard Int(table.pointee.size) >= MemoryLayout<swgi_app_v1>.size, table.pointee.handle != nil else {
+    // As mod_swgi: the first version of the table ended before `flags`.
+    guard Int(table.pointee.size) >= MemoryLayout<swgi_app_v1>.offset(of: \swgi_app_v1.flags)!,
+          table.pointee.handle != nil else {
         throw LoadError(description: "cannot load SWGI application \(path): incomplete application table")
     }
     return LoadedApplication(table: table, path: path, entry: entry)

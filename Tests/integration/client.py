@@ -28,20 +28,33 @@ def environ(server, path="/environ", **kw):
     return json.loads(data)
 
 
-def raw(server, payload, port=None, timeout=10):
-    """Sends bytes on a new connection and returns all bytes until the server closes."""
+def raw(server, payload, port=None, timeout=10, half_close=False):
+    """Sends bytes on a new connection and returns all bytes until the server
+    closes (or resets, or goes quiet for `timeout`). With half_close, the
+    client's side is shut after the payload, as a client that sent all it will."""
     with socket.create_connection(("127.0.0.1", port or server.port), timeout=timeout) as s:
         s.sendall(payload)
+        if half_close:
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
         chunks = []
         while True:
             try:
                 data = s.recv(65536)
-            except socket.timeout:
+            except (socket.timeout, ConnectionResetError):
                 break
             if not data:
                 break
             chunks.append(data)
     return b"".join(chunks)
+
+
+def still_serving(server):
+    """The server answers the next request, on a new connection."""
+    resp, data = get(server, "/hello")
+    assert resp.status == 200 and data == b"Hello world!\n"
 
 
 def timed_chunks(server, path, expect, timeout=20):

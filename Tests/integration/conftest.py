@@ -88,13 +88,6 @@ SWGIAppAlias /auth-pass-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
     SWGIPassAuthorization On
 </Location>
 SWGIAppAlias /protected-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
-<Location /protected-lookups>
-    AuthType Basic
-    AuthName "swgi test"
-    AuthBasicProvider file
-    AuthUserFile @ROOT@/conf/htpasswd
-    Require valid-user
-</Location>
 SWGIAppAlias /deflated-lookups @ROOT@/apps/libSWGITestApps.so entry=lookups
 # Apache's own functions build the environ of a request that asks for it
 # (test_environ compares them with mod_swgi's fast path).
@@ -123,13 +116,13 @@ SWGIAppAlias /auth-pass @ROOT@/apps/libEnvironDump.so
     SWGIPassAuthorization On
 </Location>
 SWGIAppAlias /protected @ROOT@/apps/libEnvironDump.so
-<Location /protected>
+<LocationMatch "^/protected(-lookups)?(/|$)">
     AuthType Basic
     AuthName "swgi test"
     AuthBasicProvider file
     AuthUserFile @ROOT@/conf/htpasswd
     Require valid-user
-</Location>
+</LocationMatch>
 
 SWGIAppAlias /missing @ROOT@/apps/libMissing.so
 SWGIAppAlias /not-swgi @ROOT@/apps/libno_entry.so

@@ -2,7 +2,6 @@
 same request, and key by key against DESIGN.md's list."""
 import gzip
 import json
-import socket
 import ssl
 import http.client
 
@@ -219,18 +218,38 @@ def both_paths(server, path, **kw):
     return fast
 
 
-def test_fast_environ_equals_apaches_own(server):
-    env = both_paths(server, "/environ/some//path/?x=1&y=%20z", headers={
+# The kinds of request the environ comparisons cover: (mount, path after it,
+# keyword arguments of request, with vhost for the second port's virtual host).
+SHAPES = [
+    ("app", "/some//path/?x=1&y=%20z", {"headers": {
         "X-Custom": "one", "Proxy": "http://evil.test/", "Authorization": "Basic YWxpY2U6c2VjcmV0",
-        "X-Under_Score": "dropped", "X.Dot": "dropped", "Cookie": "a=1", "Proxy-Authorization": "x"})
+        "X-Under_Score": "dropped", "X.Dot": "dropped", "Cookie": "a=1", "Proxy-Authorization": "x"}}),
+    ("app", "", {"method": "POST", "body": b"a=1",
+                 "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    ("app", "/caf%C3%A9/%E9?q=%E9", {}),
+    ("protected", "/x", {"headers": {"Authorization": "Basic YWxpY2U6c2VjcmV0"}}),
+    ("auth-pass", "", {"headers": {"Authorization": "Bearer t"}}),
+    ("rewritten", "/x/y", {}),
+    ("app", "", {"vhost": "b.test"}),
+]
+
+
+def each_shape(server, check, mounts):
+    """check(server, path, **kwargs) for every shape, at these mounts; the results."""
+    results = []
+    for mount, rest, kwargs in SHAPES:
+        kwargs = dict(kwargs)
+        vhost = kwargs.pop("vhost", None)
+        if vhost:
+            kwargs.update(port=server.port2, host=vhost)
+        results.append(check(server, mounts[mount] + rest, **kwargs))
+    return results
+
+
+def test_fast_environ_equals_apaches_own(server):
+    env = each_shape(server, both_paths, {"app": "/environ", "protected": "/protected",
+                                          "auth-pass": "/auth-pass", "rewritten": "/rewritten"})[0]
     assert env["PATH_TRANSLATED"].endswith("/some/path/")
-    both_paths(server, "/environ", method="POST", body=b"a=1",
-               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    both_paths(server, "/environ/caf%C3%A9/%E9?q=%E9")
-    both_paths(server, "/protected/x", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
-    both_paths(server, "/auth-pass", headers={"Authorization": "Bearer t"})
-    both_paths(server, "/rewritten/x/y")
-    both_paths(server, "/environ", port=server.port2, host="b.test")
     both_paths(server, "/by-name/environ/rest")
 
 
@@ -284,17 +303,10 @@ def lookups_agree(server, path, method="GET", **kw):
 
 
 def test_looked_up_variables_equal_the_whole_environ(server):
-    keys = lookups_agree(server, "/lookups/some//path/?x=1&y=%20z", headers={
-        "X-Custom": "one", "Proxy": "http://evil.test/", "Authorization": "Basic YWxpY2U6c2VjcmV0",
-        "X-Under_Score": "dropped", "X.Dot": "dropped", "Cookie": "a=1", "Proxy-Authorization": "x"})
+    keys = each_shape(server, lookups_agree, {"app": "/lookups", "protected": "/protected-lookups",
+                                              "auth-pass": "/auth-pass-lookups",
+                                              "rewritten": "/rewritten-lookups"})[0]
     assert "PATH_TRANSLATED" in keys and "HTTP_X_CUSTOM" in keys and "HTTP_PROXY" not in keys
-    lookups_agree(server, "/lookups", method="POST", body=b"a=1",
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-    lookups_agree(server, "/lookups/caf%C3%A9/x?q=%E9")
-    lookups_agree(server, "/protected-lookups/x", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
-    lookups_agree(server, "/auth-pass-lookups", headers={"Authorization": "Bearer t"})
-    lookups_agree(server, "/rewritten-lookups/x/y")
-    lookups_agree(server, "/lookups", port=server.port2, host="b.test")
     lookups_agree(server, "/deflated-lookups", headers={"Accept-Encoding": "gzip"})
     # Apache's own functions (SWGI_ENVIRON_APACHE) answer lookups from the whole environ.
     lookups_agree(server, "/lookups/a", headers={"X-SWGI-Environ": "apache"})

@@ -3,16 +3,12 @@ cause, nothing invalid reaching the client, and the server keeps serving."""
 import http.client
 import pytest
 
-from client import get, raw
+from client import get, raw, still_serving
 
 
 def log_lines(server, mark, needle):
     return [l for l in server.log_since(mark, needle).splitlines() if needle in l]
 
-
-def still_serving(server):
-    resp, data = get(server, "/hello")
-    assert resp.status == 200 and data == b"Hello world!\n"
 
 
 def test_throw_before_headers_gives_500_and_a_log_line(server, mark):

@@ -5,14 +5,10 @@ import socket
 
 import pytest
 
-from client import get, raw, request
+from client import get, raw, request, still_serving
 
 pytestmark = pytest.mark.reliability
 
-
-def still_serving(server):
-    resp, data = get(server, "/hello")
-    assert resp.status == 200 and data == b"Hello world!\n"
 
 
 def test_only_empty_chunks_give_an_empty_body(server, no_crash, mark):
@@ -58,15 +54,8 @@ def test_bad_chunked_framing(server, no_crash, mark, body, expected):
 
 def test_chunked_body_without_its_last_chunk(server, no_crash, mark):
     # The client stops sending: the read fails when it closes its side.
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            out += chunk
+    out = raw(server, b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+              half_close=True)
     assert out == b"" or out.startswith(b"HTTP/1.1 400"), out[:100]
     assert "reading the request body failed" in server.log_since(mark, wait_for="reading the request body failed")
     still_serving(server)

@@ -18,27 +18,18 @@ public struct Cookies: Sendable, Sequence {
 
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var pairs: [(String, String)] = []
-        var start = 0
-        while start < bytes.count {
-            var end = start
-            var eq = -1
-            while end < bytes.count && bytes[end] != UInt8(ascii: ";") {
-                if eq < 0 && bytes[end] == UInt8(ascii: "=") { eq = end }
-                end += 1
+        forEachPart(of: bytes, separatedBy: UInt8(ascii: ";")) { part, eq in
+            guard let eq else { return }
+            let name = trimmed(bytes, part.lowerBound, eq)
+            var value = trimmed(bytes, eq + 1, part.upperBound)
+            if value.count >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
+               bytes[value.upperBound - 1] == UInt8(ascii: "\"") {
+                value = (value.lowerBound + 1)..<(value.upperBound - 1)
             }
-            if eq >= 0 {
-                let name = trimmed(bytes, start, eq)
-                var value = trimmed(bytes, eq + 1, end)
-                if value.count >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
-                   bytes[value.upperBound - 1] == UInt8(ascii: "\"") {
-                    value = (value.lowerBound + 1)..<(value.upperBound - 1)
-                }
-                if !name.isEmpty {
-                    pairs.append((String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
-                                  String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self)))
-                }
+            if !name.isEmpty {
+                pairs.append((String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+                              String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self)))
             }
-            start = end + 1
         }
         return pairs
     }

@@ -22,23 +22,13 @@ public struct QueryParameters: Sendable, Sequence {
     /// The pairs of `bytes`, split at `&` and at the first `=` of each part.
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var pairs: [(String, String)] = []
-        var start = 0
-        while start < bytes.count {
-            var end = start
-            var eq = -1
-            while end < bytes.count && bytes[end] != UInt8(ascii: "&") {
-                if eq < 0 && bytes[end] == UInt8(ascii: "=") { eq = end }
-                end += 1
+        forEachPart(of: bytes, separatedBy: UInt8(ascii: "&")) { part, eq in
+            if let eq {
+                pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[part.lowerBound..<eq]), plusAsSpace: true),
+                              decode(UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<part.upperBound]), plusAsSpace: true)))
+            } else {
+                pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[part]), plusAsSpace: true), ""))
             }
-            if end > start {
-                if eq >= 0 {
-                    pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<eq]), plusAsSpace: true),
-                                  decode(UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<end]), plusAsSpace: true)))
-                } else {
-                    pairs.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<end]), plusAsSpace: true), ""))
-                }
-            }
-            start = end + 1
         }
         return pairs
     }
@@ -107,4 +97,23 @@ public struct QueryParameters: Sendable, Sequence {
 extension Environ {
     /// The parsed `QUERY_STRING`.
     public var query: QueryParameters { QueryParameters(parsing: queryString) }
+}
+
+/// Calls `body` with each non-empty part of `bytes` between `separator`s and
+/// the index of the part's first `=` (nil if it has none): the one split of
+/// query strings, form bodies and `Cookie` headers.
+@inline(__always)
+func forEachPart(of bytes: UnsafeBufferPointer<UInt8>, separatedBy separator: UInt8,
+                 _ body: (_ part: Range<Int>, _ eq: Int?) -> Void) {
+    var start = 0
+    while start < bytes.count {
+        var end = start
+        var eq: Int?
+        while end < bytes.count && bytes[end] != separator {
+            if eq == nil && bytes[end] == UInt8(ascii: "=") { eq = end }
+            end += 1
+        }
+        if end > start { body(start..<end, eq) }
+        start = end + 1
+    }
 }
