@@ -1,19 +1,24 @@
 // libFuzzer target for what parses untrusted bytes in SWGI: the query,
-// form, multipart and cookie parsers, header and status validation, and
-// PATH_INFO handling. Compiled with SWGI's sources into one module (see
-// scripts/fuzz); SWGI_FUZZ_TARGET chooses what the input is fed to.
-// A crash, a trap, an ASan report or a broken invariant below is a finding.
+// form, multipart and cookie parsers, header and status validation,
+// PATH_INFO handling and the session cookie verifier. Built against SWGI and
+// SWGISessions compiled for libFuzzer (see scripts/fuzz); SWGI_FUZZ_TARGET
+// chooses what the input is fed to. A crash, a trap, an ASan report or a
+// broken invariant below is a finding.
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import SWGI
+@testable import SWGISessions
 
 enum FuzzTarget: String {
-    case query, cookies, form, multipart, headers, status, path
+    case query, cookies, form, multipart, headers, status, path, session
 }
+
+let sessionKey = [UInt8](repeating: 0x6b, count: 32)
 
 let target: FuzzTarget = {
     guard let name = getenv("SWGI_FUZZ_TARGET"), let t = FuzzTarget(rawValue: String(cString: name)) else {
-        fatalError("set SWGI_FUZZ_TARGET to one of query, cookies, form, multipart, headers, status, path")
+        fatalError("set SWGI_FUZZ_TARGET to one of query, cookies, form, multipart, headers, status, path, session")
     }
     return t
 }()
@@ -75,6 +80,26 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         _ = environ.applicationURI
         _ = environ.requestURI()
+    case .session:
+        // The first byte chooses: a cookie as the client sent it, or a
+        // payload signed with the key (to reach what follows the MAC check).
+        guard let mode = bytes.first else { break }
+        let signer = SessionSigner(key: sessionKey)
+        let rest = Array(bytes.dropFirst())
+        let cookie = mode & 1 == 0 ? String(decoding: rest, as: UTF8.self) : signer.sign(rest)
+        if let values = signer.open(cookie, now: 1_000_000_000) {
+            // Accepted: exactly the cookie this key makes for that payload
+            // (no second spelling of a signed cookie is accepted).
+            let payload = Base64URL.decode(String(cookie.split(separator: ".", omittingEmptySubsequences: false)[0]))!
+            precondition(signer.sign(payload) == cookie)
+            // And its values survive a new seal.
+            precondition(signer.open(signer.seal(values, expires: 2_000_000_000), now: 1_000_000_000) == values)
+        }
+        // Base64URL: what decodes encodes back to the same text, and the reverse.
+        if let decoded = Base64URL.decode(text) {
+            precondition(Base64URL.encode(decoded) == text)
+        }
+        precondition(Base64URL.decode(Base64URL.encode(rest)) == rest)
     }
     return 0
 }

@@ -123,9 +123,14 @@ struct SessionSigner {
     func seal(_ values: [String: String], expires: Int) -> String {
         let pairs = values.sorted { $0.key < $1.key }
             .map { URLEncoding.escapeComponent($0.key) + "=" + URLEncoding.escapeComponent($0.value) }
-        let payload = Base64URL.encode(Array(([String(expires)] + pairs).joined(separator: "&").utf8))
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(payload.utf8), using: key)
-        return payload + "." + Base64URL.encode(Array(mac))
+        return sign(Array(([String(expires)] + pairs).joined(separator: "&").utf8))
+    }
+
+    /// The cookie for a payload: `base64url(payload).base64url(mac)`.
+    func sign(_ payload: [UInt8]) -> String {
+        let encoded = Base64URL.encode(payload)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(encoded.utf8), using: key)
+        return encoded + "." + Base64URL.encode(Array(mac))
     }
 
     /// The values, or nil when the cookie is forged, changed, expired or malformed.

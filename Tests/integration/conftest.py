@@ -6,9 +6,10 @@ import tempfile
 
 import pytest
 
-from harness import REPO, Apache
+from harness import REPO, VALGRIND, Apache
 
-MPMS = ["event", "worker", "prefork"]
+# Under valgrind Apache runs as one process (-X), which only prefork can be.
+MPMS = ["prefork"] if VALGRIND else ["event", "worker", "prefork"]
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ABI_INCLUDE = os.path.join(REPO, "Sources", "CSWGIABI", "include")
 
@@ -256,6 +257,8 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     server = Apache(module, mpm=mpm, site=SITE, apps=libs, modules=MODULES,
                     loglevel=loglevel, files=files)
     cert, key = self_signed_cert(server.path("conf"))
+    if VALGRIND and os.geteuid() == 0:
+        shutil.chown(key, "www-data")  # Apache is www-data from the start
     os.symlink(server.path("conf", "htpasswd"), server.path("static", "escape.txt"))
     os.makedirs(server.path("blog"))
     os.chmod(server.path("blog"), 0o777)  # written by Apache's user

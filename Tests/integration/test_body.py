@@ -2,6 +2,7 @@
 import http.client
 
 from client import raw, request
+from harness import VALGRIND
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 
@@ -30,8 +31,9 @@ def test_100_mib_upload_is_streamed_not_held(server):
     f = fields(data)
     assert int(f["bytes"]) == len(BLOCK) * blocks
     assert int(f["sum"]) == (sum(BLOCK) * blocks) % 2**32
-    # The child's resident memory grew by far less than the body.
-    assert int(f["growth_kib"]) < 16 * 1024, f
+    # The child's resident memory grew by far less than the body (under
+    # valgrind, plus the 20 MB of freed blocks memcheck holds back).
+    assert int(f["growth_kib"]) < 16 * 1024 + (20_000 if VALGRIND else 0), f
 
 
 def test_reads_exactly_content_length(server):

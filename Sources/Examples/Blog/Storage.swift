@@ -84,9 +84,10 @@ struct Storage {
         defer { closedir(dir) }
         var names: [String] = []
         while let item = readdir(dir) {
-            let file = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            // The name up to its NUL, read in place: the record readdir
+            // returns can be shorter than d_name's 256 bytes.
+            let name = UnsafeRawPointer(item) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let file = String(cString: name.assumingMemoryBound(to: CChar.self))
             if file.hasSuffix(".txt"), !file.hasPrefix(".") {
                 names.append(String(file.dropLast(4)))
             }
