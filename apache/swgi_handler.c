@@ -374,6 +374,7 @@ int swgi_handler(request_rec *r)
     request.flags = mpm_flags;
     request.host = &host;
     request.callbacks = &host_callbacks;
+    request.timeout_usec = r->server->timeout;
     swgi_environ_init(&host.environ, r, dconf, app_path, entry);
     if (app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
         && (app->flags & SWGI_APP_LAZY_ENVIRON)) {

@@ -125,7 +125,7 @@ func serve(_ app: UnsafePointer<swgi_app_v1>, _ environ: CapturedEnviron, body: 
         var request = swgi_request_v1(
             size: UInt32(MemoryLayout<swgi_request_v1>.size), flags: SWGI_FLAG_MULTITHREAD | SWGI_FLAG_MULTIPROCESS,
             host: UnsafeMutableRawPointer(h), callbacks: UnsafePointer(hostCallbacks),
-            environ: nil, environ_count: 0)  // as mod_swgi: looked up through environ_get
+            environ: nil, environ_count: 0, timeout_usec: 0)  // as mod_swgi: looked up through environ_get
         let rc = app.pointee.handle(app.pointee.context, &request)
         precondition(rc == SWGI_DONE, "the application failed: \(rc)")
     }

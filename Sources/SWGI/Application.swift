@@ -19,7 +19,7 @@ public let libraryVersion = "0.1.0"
 /// ```
 ///
 /// Middleware is an application that holds another and calls it.
-public protocol Application: Sendable {
+public protocol Application: AsyncApplication {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body
 }
 

@@ -40,6 +40,10 @@ public final class RequestInput: Sequence {
     /// Reads `count` bytes, fewer only at the end of the body; all the rest
     /// when `count` is `nil`. Returns an empty array at the end.
     public func read(_ count: Int? = nil) throws -> [UInt8] {
+        try readBytes(count)
+    }
+
+    private func readBytes(_ count: Int?) throws -> [UInt8] {
         var out: [UInt8] = []
         let want = count ?? Int.max
         if want <= 0 { return out }
@@ -124,6 +128,10 @@ public final class RequestInput: Sequence {
     /// end of the body. `limit` caps the line's length (the rest stays for the
     /// next read).
     public func readLine(limit: Int? = nil) throws -> [UInt8]? {
+        try readLineBytes(limit: limit)
+    }
+
+    private func readLineBytes(limit: Int?) throws -> [UInt8]? {
         let cap = limit ?? Int.max
         var searched = 0  // bytes after `start` known to hold no newline
         while true {
@@ -143,7 +151,28 @@ public final class RequestInput: Sequence {
     /// All remaining lines.
     public func readLines() throws -> [[UInt8]] {
         var lines: [[UInt8]] = []
-        while let line = try readLine() { lines.append(line) }
+        while let line = try readLineBytes(limit: nil) { lines.append(line) }
+        return lines
+    }
+
+    // Async reads, for async applications: the same results, read on the
+    // request's thread (see ``RequestExecutor``); they throw
+    // `CancellationError` once the request's task is cancelled.
+
+    /// ``read(_:)``, awaited.
+    public func read(_ count: Int? = nil) async throws -> [UInt8] {
+        try await RequestExecutor.onRequestThread { try readBytes(count) }
+    }
+
+    /// ``readLine(limit:)``, awaited.
+    public func readLine(limit: Int? = nil) async throws -> [UInt8]? {
+        try await RequestExecutor.onRequestThread { try readLineBytes(limit: limit) }
+    }
+
+    /// ``readLines()``, awaited.
+    public func readLines() async throws -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        while let line = try await readLine() { lines.append(line) }
         return lines
     }
 

@@ -42,6 +42,13 @@ public struct Writer {
     public func callAsFunction(_ chunk: Chunk) throws {
         try function(chunk)
     }
+
+    /// The same write, awaited by an async application: made on the
+    /// request's thread (see ``RequestExecutor``); throws
+    /// `CancellationError` once the request's task is cancelled.
+    public func callAsFunction(_ chunk: Chunk) async throws {
+        try await RequestExecutor.onRequestThread { try function(chunk) }
+    }
 }
 
 /// A validated status and header list.

@@ -19,8 +19,25 @@ internal import SWGIStatic
 /// returns for the life of the process; the application is retained for as
 /// long.
 public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
+    makeTable(ApplicationBox { request in serve(app, request) })
+}
+
+/// Makes an async application servable: each request runs as a task whose
+/// code runs on the host's request thread (see ``RequestExecutor``), cancelled
+/// when the client goes away or when nothing happens for the host's timeout
+/// (Apache's `Timeout`).
+///
+/// ```swift
+/// @c(swgi_entry_application)
+/// public func entry() -> UnsafeRawPointer { exportApplication(Slow()) }
+/// ```
+public func exportApplication<A: AsyncApplication>(_ app: A) -> UnsafeRawPointer {
+    makeTable(ApplicationBox { request in serveAsync(app, request) })
+}
+
+private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
     // Retained here, for the life of the process: the table is never freed.
-    let box = Unmanaged.passRetained(ApplicationBox { request in serve(app, request) })
+    let box = Unmanaged.passRetained(application)
     let table = UnsafeMutablePointer<swgi_app_v1>.allocate(capacity: 1)
     table.initialize(to: swgi_app_v1(
         abi_version: SWGI_ABI_VERSION,
@@ -89,6 +106,69 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
         return SWGI_DONE
     case .failed(let status, _):
         return Int32(status)
+    }
+}
+
+/// Serves one request to an async application: the same environ and
+/// response as ``serve(_:_:)``, the application run as a task on this thread.
+func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+    let req = request.pointee
+    guard let callbacks = req.callbacks else { return 500 }
+    let host = HostConnection(host: req.host, callbacks: callbacks)
+    let executor = RequestExecutor()
+    host.executor = executor
+    // The task has the environ while it runs; this thread looks at it again
+    // only after the task has finished or been left behind. As in serve(),
+    // the shared object is the environ's only owner outside the task.
+    let shared: SharedRequest
+    do {
+        let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
+        shared = SharedRequest(environ: makeEnviron(req, host: host, source: source), name: { [unowned source] in
+            source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
+        })
+    }
+    let timeout = requestTimeout(request)
+    let outcome = executor.run(timeout: timeout) {
+        let (environ, name) = (shared.environ, shared.name)
+        return environ["SWGI_VALIDATE"] == "1"
+            ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+            : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+    }
+    executor.shutdown()
+    if outcome == nil, let timeout {
+        host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
+    }
+    if let source = shared.environ.sharedSource() as? RequestEnviron {
+        source.keepAfterRequest()
+    }
+    host.close()
+    switch outcome {
+    case .completed?, .clientDisconnected?:
+        return SWGI_DONE
+    case .failed(let status, _)?:
+        return Int32(status)
+    case nil:
+        return 504
+    }
+}
+
+/// The host's limit on a request without progress, when it sets one.
+private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Duration? {
+    let end = MemoryLayout<swgi_request_v1>.offset(of: \swgi_request_v1.timeout_usec)! + MemoryLayout<Int64>.size
+    guard Int(request.pointee.size) >= end, request.pointee.timeout_usec > 0 else { return nil }
+    return .microseconds(request.pointee.timeout_usec)
+}
+
+/// What the request's task shares with the thread that serves it, which
+/// uses it only before the task starts and after it has finished (or was
+/// left behind at a timeout, when the host is closed under its lock).
+final class SharedRequest: @unchecked Sendable {
+    var environ: Environ
+    let name: () -> String
+
+    init(environ: Environ, name: @escaping () -> String) {
+        self.environ = environ
+        self.name = name
     }
 }
 

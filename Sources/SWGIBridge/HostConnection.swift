@@ -16,6 +16,9 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private let callbacks: UnsafePointer<swgi_host_v1>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var closed = false
+    /// The executor of an async request: its task is cancelled when the
+    /// client turns out to be gone.
+    var executor: RequestExecutor?
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
         self.host = host
@@ -84,6 +87,7 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
             callbacks.pointee.read(host, base.assumingMemoryBound(to: CChar.self), buffer.count)
         } ?? -1
         if n < 0 {
+            executor?.cancel()
             throw SWGIError(.inputFailed, "the request body could not be read (the server's log says why)")
         }
         return Int(n)
@@ -179,7 +183,9 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private func check(_ rc: Int32) throws {
         switch rc {
         case SWGI_OK: return
-        case SWGI_ECLIENT: throw SWGIError(.clientDisconnected, "the client has disconnected")
+        case SWGI_ECLIENT:
+            executor?.cancel()
+            throw SWGIError(.clientDisconnected, "the client has disconnected")
         default: throw SWGIError(.responseNotStarted, "the server refused the response (code \(rc))")
         }
     }

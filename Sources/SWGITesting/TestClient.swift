@@ -15,7 +15,7 @@ internal import SWGIStatic
 /// #expect(response.text == "My name is John")
 /// #expect(response.violations.isEmpty)
 /// ```
-public final class TestClient<A: Application> {
+public final class TestClient<A: AsyncApplication> {
     public let app: A
     public var validate: Bool
     /// Where the application is mounted: requests below it get it as `SCRIPT_NAME`.
@@ -68,24 +68,43 @@ public final class TestClient<A: Application> {
         let env = makeEnviron(method, target, headers: headers, body: body)
         let transport = MemoryTransport()
         let violations = ViolationLog()
-        var logged: [String] = []
         var environ = env
-        environ.errors = ErrorStream { logged.append($0) }
+        let log = LineLog()
+        environ.errors = ErrorStream { log.append($0) }
+        let onViolation: @Sendable (String) -> Void = { violations.append($0) }
         let outcome: GatewayOutcome
-        if validate {
-            let checked = Validator(app, onViolation: { violations.append($0) })
-            outcome = Gateway.run(checked, environ: environ, transport: transport, name: "test") { _, line in
-                logged.append(line)
-            }
+        if let sync = app as? any Application {
+            // A sync application runs as a server runs it, on this thread.
+            outcome = Self.runSync(sync, validate ? onViolation : nil, environ, transport, log)
         } else {
-            outcome = Gateway.run(app, environ: environ, transport: transport, name: "test") { _, line in
-                logged.append(line)
-            }
+            // An async one as mod_swgi runs it: a task whose code runs on this thread.
+            let executor = RequestExecutor()
+            let shared = UncheckedTransfer((app, environ, transport, log))
+            outcome = executor.run { [validate] () async -> GatewayOutcome in
+                let (app, environ, transport, log) = shared.value
+                let record: (LogLevel, String) -> Void = { _, line in log.append(line) }
+                return validate
+                    ? await Gateway.run(async: Validator(app, onViolation: onViolation), environ: environ,
+                                        transport: transport, name: "test", log: record)
+                    : await Gateway.run(async: app, environ: environ, transport: transport, name: "test", log: record)
+            }!
+            executor.shutdown()
         }
         let response = TestResponse(outcome: outcome, head: transport.head, body: transport.body,
-                                    errors: logged, violations: violations.messages)
+                                    errors: log.lines, violations: violations.messages)
         remember(response.headers.filter { $0.0.lowercased() == "set-cookie" }.map(\.1))
         return response
+    }
+
+    private static func runSync<S: Application>(_ app: S, _ onViolation: (@Sendable (String) -> Void)?,
+                                                _ environ: Environ, _ transport: MemoryTransport,
+                                                _ log: LineLog) -> GatewayOutcome {
+        let record: (LogLevel, String) -> Void = { _, line in log.append(line) }
+        if let onViolation {
+            return Gateway.run(Validator(app, onViolation: onViolation), environ: environ, transport: transport,
+                               name: "test", log: record)
+        }
+        return Gateway.run(app, environ: environ, transport: transport, name: "test", log: record)
     }
 
     /// The environ a server would build for the request.
@@ -222,6 +241,19 @@ final class MemoryTransport: ResponseTransport {
     func sendBody(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws {
         body.append(contentsOf: bytes)
     }
+}
+
+/// Lines logged during one request, in order.
+final class LineLog: @unchecked Sendable {
+    var lines: [String] = []
+    func append(_ line: String) { lines.append(line) }
+}
+
+/// Hands the request to its task; the calling thread waits for the task and
+/// touches nothing meanwhile.
+struct UncheckedTransfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 final class ViolationLog: @unchecked Sendable {

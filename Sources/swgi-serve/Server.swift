@@ -87,7 +87,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
                                       flags: SWGI_FLAG_MULTITHREAD,
                                       host: Unmanaged.passUnretained(ctx).toOpaque(),
                                       callbacks: UnsafePointer(hostTable),
-                                      environ: pairs, environ_count: count)
+                                      environ: pairs, environ_count: count, timeout_usec: 0)
             return app.table.pointee.handle(app.table.pointee.context, &req)
         }
         if rc == SWGI_DONE && ctx.head != nil {

@@ -1,4 +1,5 @@
 @testable import SWGI
+import Synchronization
 
 /// A transport that records what a server would send, and can play a client
 /// that disconnects after some writes.
@@ -8,6 +9,9 @@ final class RecordingTransport: ResponseTransport, @unchecked Sendable {
     var body: [UInt8] = []
     var flushes: [Bool] = []
     var failAfterWrites: Int?
+    /// Called when a write fails because the client is gone (a server
+    /// cancels the request's task then).
+    var onClientGone: (() -> Void)?
 
     func sendHead(_ head: ResponseHead) throws {
         self.head = head
@@ -16,6 +20,7 @@ final class RecordingTransport: ResponseTransport, @unchecked Sendable {
 
     func sendBody(_ bytes: UnsafeRawBufferPointer, flush: Bool) throws {
         if let limit = failAfterWrites, flushes.count >= limit {
+            onClientGone?()
             throw SWGIError(.clientDisconnected, "gone")
         }
         body.append(contentsOf: bytes)
@@ -45,4 +50,41 @@ func serve(_ app: some Application, method: String = "GET", variables: [String: 
 final class CloseCounter: @unchecked Sendable {
     var count = 0
     func close() { count += 1 }
+}
+
+/// Runs an async `app` through the async Gateway as mod_swgi does: a task on
+/// a RequestExecutor of this thread. `timeout` as Apache's Timeout; a nil
+/// outcome means it passed.
+func serveAsync(_ app: some AsyncApplication, method: String = "GET", variables: [String: String] = [:],
+                input: [UInt8] = [], transport: RecordingTransport = RecordingTransport(),
+                timeout: Duration? = nil) -> (GatewayOutcome?, RecordingTransport, [String]) {
+    let log = Lines()
+    var vars = variables
+    vars["REQUEST_METHOD"] = method
+    if !input.isEmpty { vars["CONTENT_LENGTH"] = String(input.count) }
+    let environ = Environ(variables: vars, input: RequestInput(bytes: input),
+                          errors: ErrorStream { log.append("errors: " + $0) })
+    let executor = RequestExecutor()
+    transport.onClientGone = { executor.cancel() }
+    let shared = Shared((app, environ, transport))
+    let outcome = executor.run(timeout: timeout) {
+        let (app, environ, transport) = shared.value
+        return await Gateway.run(async: app, environ: environ, transport: transport, name: "test") { _, line in
+            log.append(line)
+        }
+    }
+    executor.shutdown()
+    return (outcome, transport, log.lines)
+}
+
+final class Lines: Sendable {
+    private let stored = Mutex<[String]>([])
+    var lines: [String] { stored.withLock { $0 } }
+    func append(_ line: String) { stored.withLock { $0.append(line) } }
+}
+
+/// Values handed to a task by a test that waits for it.
+struct Shared<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -152,6 +152,14 @@ typedef struct swgi_request_v1 {
      */
     const swgi_pair *environ;
     size_t environ_count;
+    /*
+     * How long the request may go without progress, in microseconds (0: no
+     * limit): mod_swgi passes Apache's Timeout. An async application that
+     * neither produces nor consumes anything for that long has its task
+     * cancelled and the request ends (504 if nothing was sent). Hosts whose
+     * `size` ends before this field set no limit.
+     */
+    int64_t timeout_usec;
 } swgi_request_v1;
 
 /*

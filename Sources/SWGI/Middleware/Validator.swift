@@ -22,7 +22,7 @@
 /// ```swift
 /// let checked = Validator(MyApp())
 /// ```
-public struct Validator<Wrapped: Application>: Application {
+public struct Validator<Wrapped: AsyncApplication>: AsyncApplication {
     public let wrapped: Wrapped
     public let onViolation: (@Sendable (String) -> Void)?
 
@@ -31,50 +31,24 @@ public struct Validator<Wrapped: Application>: Application {
         self.onViolation = onViolation
     }
 
-    public func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        let errors = environ.errors
-        let report: (String) -> Void = { [onViolation] message in
-            if let onViolation { onViolation(message) } else { errors.writeLine("SWGI validator: " + message) }
-        }
-        for problem in Self.checkEnviron(environ) { report(problem) }
-
-        let state = ValidatorState()
-        let checked = StartResponse { status, headers, excInfo in
-            if state.started && excInfo == nil {
-                report("startResponse called a second time without excInfo")
-            }
-            for problem in Self.checkHead(status, headers) { report(problem) }
-            let write = try startResponse(status, headers, excInfo: excInfo)
-            state.started = true
-            return Writer { chunk in
-                if state.closed { report("write called after the body was closed") }
-                try write(chunk)
-            }
-        }
-        let body = try wrapped(environ, checked)
-        let token = CloseToken(report: report)
-        var chunks = body.makeIterator()
-        let next: () throws -> Chunk? = {
-            if token.closed { report("the server asked for a chunk after close()") }
-            let chunk = try chunks.next()
-            if let chunk, !chunk.isEmpty, !state.started {
-                report("the application produced body bytes before calling startResponse")
-            }
-            return chunk
-        }
-        let close = {
-            if token.closed { report("the server called close() more than once") }
-            token.closed = true
-            state.closed = true
-            body.close()
-        }
+    /// An async application (or a sync one served by an async server).
+    public func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) async throws -> AsyncBody {
+        let check = ValidatorCheck(environ, startResponse, onViolation)
+        let body = try await wrapped(environ, check.startResponse)
+        let close = check.closer(body.close)
         if let ready = body.readyChunks {
-            if !ready.allSatisfy(\.isEmpty) && !state.started {
-                report("the application returned a body without calling startResponse")
-            }
-            return Body(ready, onClose: close)
+            check.returned(ready)
+            return AsyncBody(ready, onClose: close)
         }
-        return Body(forwarding: body, next: next, onClose: close)
+        if case .sync(let inner) = body.storage {  // a file body stays one
+            var chunks = inner.makeIterator()
+            return AsyncBody(Body(forwarding: inner, next: { try check.chunk { try chunks.next() } }, onClose: close))
+        }
+        var chunks = body.makeAsyncIterator()
+        return AsyncBody(next: {
+            check.asking()
+            return check.produced(try await chunks.next())
+        }, onClose: close)
     }
 
     static func checkEnviron(_ environ: Environ) -> [String] {
@@ -125,6 +99,87 @@ public struct Validator<Wrapped: Application>: Application {
             problems.append("no Content-Type header in a \(head.status) response")
         }
         return problems
+    }
+}
+
+extension Validator: Application where Wrapped: Application {
+    public func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let check = ValidatorCheck(environ, startResponse, onViolation)
+        let body = try wrapped(environ, check.startResponse)
+        let close = check.closer(body.close)
+        if let ready = body.readyChunks {
+            check.returned(ready)
+            return Body(ready, onClose: close)
+        }
+        var chunks = body.makeIterator()
+        return Body(forwarding: body, next: { try check.chunk { try chunks.next() } }, onClose: close)
+    }
+}
+
+/// One request's checks: the environ when made, then every call the
+/// application and the server make through it.
+final class ValidatorCheck: @unchecked Sendable {
+    let report: (String) -> Void
+    let state = ValidatorState()
+    private(set) var startResponse: StartResponse!
+    private var token: CloseToken?
+
+    init(_ environ: Environ, _ startResponse: StartResponse, _ onViolation: (@Sendable (String) -> Void)?) {
+        let errors = environ.errors
+        let report: (String) -> Void = { message in
+            if let onViolation { onViolation(message) } else { errors.writeLine("SWGI validator: " + message) }
+        }
+        self.report = report
+        for problem in Validator<App>.checkEnviron(environ) { report(problem) }
+        let state = self.state
+        self.startResponse = StartResponse { status, headers, excInfo in
+            if state.started && excInfo == nil {
+                report("startResponse called a second time without excInfo")
+            }
+            for problem in Validator<App>.checkHead(status, headers) { report(problem) }
+            let write = try startResponse(status, headers, excInfo: excInfo)
+            state.started = true
+            return Writer { chunk in
+                if state.closed { report("write called after the body was closed") }
+                try write(chunk)
+            }
+        }
+    }
+
+    /// The body's close, checked: once, and nothing asked after it.
+    func closer(_ close: @escaping () -> Void) -> () -> Void {
+        let token = CloseToken(report: report)
+        self.token = token
+        return { [state, report] in
+            if token.closed { report("the server called close() more than once") }
+            token.closed = true
+            state.closed = true
+            close()
+        }
+    }
+
+    /// A body of ready chunks.
+    func returned(_ ready: [Chunk]) {
+        if !ready.allSatisfy(\.isEmpty) && !state.started {
+            report("the application returned a body without calling startResponse")
+        }
+    }
+
+    func asking() {
+        if token?.closed == true { report("the server asked for a chunk after close()") }
+    }
+
+    func produced(_ chunk: Chunk?) -> Chunk? {
+        if let chunk, !chunk.isEmpty, !state.started {
+            report("the application produced body bytes before calling startResponse")
+        }
+        return chunk
+    }
+
+    /// The next chunk of a sync body, checked.
+    func chunk(_ next: () throws -> Chunk?) throws -> Chunk? {
+        asking()
+        return produced(try next())
     }
 }
 

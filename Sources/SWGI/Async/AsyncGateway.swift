@@ -1,0 +1,54 @@
+extension Gateway {
+    /// Runs an async application for one request, by the same rules as the
+    /// sync ``run(_:environ:transport:name:log:)``: the head with the first
+    /// non-empty chunk, each chunk sent (and flushed) before the next is
+    /// awaited, `Content-Length` enforced, a 500 when nothing was sent yet,
+    /// and the body's `close()` called exactly once.
+    ///
+    /// Servers call it inside ``RequestExecutor/run(timeout:_:)``, so that
+    /// the transport is used from the request's thread only.
+    public static func run<A: AsyncApplication, T: ResponseTransport>(
+        async app: A, environ: Environ, transport: T, name: @escaping @autoclosure () -> String,
+        log: @escaping (LogLevel, String) -> Void
+    ) async -> GatewayOutcome {
+        let response = Response(transport: transport, name: name, environ: environ, log: log)
+        let startResponse = StartResponse { status, headers, excInfo in
+            try response.start(status, headers, excInfo)
+        }
+        var body: AsyncBody?
+        let outcome: GatewayOutcome
+        do {
+            let returned = try await app(environ, startResponse)
+            body = returned
+            try await response.drain(returned)
+            try response.finish()
+            outcome = .completed
+        } catch {
+            outcome = response.failure(error)
+        }
+        body?.close()
+        response.ended = true
+        environ.errors.flush()
+        return outcome
+    }
+}
+
+extension Response {
+    /// Sends every chunk of an async body, each before the next is awaited.
+    func drain(_ body: AsyncBody) async throws {
+        switch body.storage {
+        case .sync(let body):
+            try drain(body)
+        case .producer(let next):
+            while let chunk = try await next() {
+                guard try write(chunk, flush: true) else { break }
+            }
+        case .writing(let function):
+            // Past the declared Content-Length (logged once), writes are dropped.
+            var full = false
+            try await function(AsyncWriter { chunk in
+                if !full { full = !(try self.write(chunk, flush: true)) }
+            })
+        }
+    }
+}

@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs an async request on the thread that serves it.
+///
+/// A server thread calls ``run(timeout:_:)``: the operation becomes a task
+/// whose preferred executor is this one, and the thread runs the task's jobs
+/// itself until the task finishes. Code of the task that is not isolated to
+/// an actor of its own (the application, its async body, child tasks and
+/// `async let`, default actors) runs on that thread, one job at a time; when
+/// the task awaits something that completes elsewhere (a timer, another
+/// executor), the thread sleeps until the continuation is enqueued here. So a
+/// request costs no thread hop, and a host whose per-request state is not
+/// thread-safe (Apache's pools and brigades) is only ever called from its own
+/// thread.
+///
+/// When no job arrives for `timeout`, the task is cancelled and `run`
+/// returns without it; the task's later jobs, and those of any task still
+/// preferring this executor after ``shutdown()``, run on the global
+/// concurrent executor.
+public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
+    /// The executor of the request whose task (or a task it started) is running.
+    @TaskLocal public static var current: RequestExecutor?
+
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    // Guarded by `lock`:
+    private var jobs: [UnownedJob] = []
+    private var head = 0
+    private var finished = false
+    private var closed = false
+    private var task: Task<Void, Never>?
+
+    public init() {
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        condition = .allocate(capacity: 1)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+        jobs.reserveCapacity(4)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        pthread_mutex_lock(lock)
+        if closed {
+            pthread_mutex_unlock(lock)
+            globalConcurrentExecutor.enqueue(job)
+            return
+        }
+        jobs.append(UnownedJob(job))
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Runs `operation` as a task on this thread and returns its result; `nil`
+    /// when the task made no progress for `timeout` (it is then cancelled and
+    /// this executor shut down). Blocks the calling thread, which must not be
+    /// one of Swift concurrency's own.
+    public func run<T>(timeout: Duration? = nil, _ operation: sending @escaping () async -> T) -> T? {
+        let result = ResultSlot<T>()
+        let work = UncheckedBox(operation)
+        pthread_mutex_lock(lock)
+        finished = false
+        pthread_mutex_unlock(lock)
+        let task = Task(executorPreference: self) { [self] in
+            let value = await RequestExecutor.$current.withValue(self) { await work.value() }
+            result.value = value
+            pthread_mutex_lock(lock)
+            finished = true
+            pthread_cond_signal(condition)
+            pthread_mutex_unlock(lock)
+        }
+        pthread_mutex_lock(lock)
+        self.task = task
+        pthread_mutex_unlock(lock)
+        guard drain(timeout: timeout) else {
+            task.cancel()
+            shutdown()
+            return nil
+        }
+        return result.value
+    }
+
+    /// Cancels the task of the current ``run(timeout:_:)`` (the client went away).
+    public func cancel() {
+        pthread_mutex_lock(lock)
+        let task = self.task
+        pthread_mutex_unlock(lock)
+        task?.cancel()
+    }
+
+    /// No more runs: jobs enqueued from now on run on the global concurrent
+    /// executor (a task that outlives its request, or was left at a timeout).
+    public func shutdown() {
+        pthread_mutex_lock(lock)
+        closed = true
+        let left = jobs[head...]
+        jobs = []
+        head = 0
+        pthread_mutex_unlock(lock)
+        for job in left {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        }
+    }
+
+    /// Runs jobs until the task finishes; false when none came for `timeout`.
+    private func drain(timeout: Duration?) -> Bool {
+        var deadline = timeout.map(Self.deadline(after:))
+        let executor = asUnownedTaskExecutor()
+        while true {
+            pthread_mutex_lock(lock)
+            while head == jobs.count && !finished {
+                if var until = deadline {
+                    if pthread_cond_timedwait(condition, lock, &until) == ETIMEDOUT, head == jobs.count, !finished {
+                        pthread_mutex_unlock(lock)
+                        return false
+                    }
+                } else {
+                    pthread_cond_wait(condition, lock)
+                }
+            }
+            if head == jobs.count {  // finished, nothing left to run
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+                task = nil
+                pthread_mutex_unlock(lock)
+                return true
+            }
+            let job = jobs[head]
+            head += 1
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            pthread_mutex_unlock(lock)
+            job.runSynchronously(on: executor)
+            if let timeout { deadline = Self.deadline(after: timeout) }
+        }
+    }
+
+    private static func deadline(after duration: Duration) -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let (seconds, attoseconds) = duration.components
+        var nanoseconds = Int(now.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        var whole = Int(now.tv_sec) + Int(seconds)
+        if nanoseconds >= 1_000_000_000 {
+            whole += nanoseconds / 1_000_000_000
+            nanoseconds %= 1_000_000_000
+        }
+        return timespec(tv_sec: whole, tv_nsec: nanoseconds)
+    }
+
+    /// Runs `body` on the thread of the request the calling task belongs to
+    /// (where the server's per-request state may be used), or right here when
+    /// there is none.
+    static func onRequestThread<R>(_ body: () throws -> R) async throws -> R {
+        try Task.checkCancellation()
+        guard let executor = current else { return try body() }
+        return try await withTaskExecutorPreference(executor) { try body() }
+    }
+}
+
+/// Where a task leaves its result for the thread that waits for it (written
+/// before, and read after, the executor's lock is taken).
+final class ResultSlot<T>: @unchecked Sendable {
+    var value: T?
+}
