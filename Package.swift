@@ -16,7 +16,7 @@ func example(_ name: String, _ more: [Target.Dependency] = []) -> (Product, Targ
     )
 }
 
-let examples = ["Hello", "EnvironDump", "Greetings", "ResultLength", "Dispatcher", "Methods", "Errors", "Blog"].map { example($0) }
+let examples = ["Hello", "EnvironDump", "Greetings", "ResultLength", "Dispatcher", "Methods", "Errors", "Blog", "Slow"].map { example($0) }
     + ["Counter", "Guess"].map { example($0, ["SWGISessions"]) }
 
 let package = Package(

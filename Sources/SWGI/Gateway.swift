@@ -1,3 +1,4 @@
+internal import _Concurrency
 /// Log levels, with syslog's numbers (which are also Apache's).
 public enum LogLevel: Int, Sendable, Comparable {
     case error = 3, warning = 4, notice = 5, info = 6, debug = 7
@@ -191,7 +192,10 @@ final class Response {
             return .clientDisconnected
         }
         let cause = swgiError?.message ?? String(reflecting: error)
-        if swgiError?.code == .inputFailed {
+        if error is CancellationError {
+            // The server cancelled the request's task (a timeout) and says why.
+            log(.info, "SWGI application \(name) stopped: its task was cancelled")
+        } else if swgiError?.code == .inputFailed {
             log(.info, "SWGI application \(name) stopped: \(cause)")
         } else if headSent {
             log(.error, "SWGI application \(name) failed after the response started (connection cut): \(cause)")

@@ -1,3 +1,4 @@
+internal import _Concurrency
 /// Where a ``RequestInput`` gets its bytes: the server side of `swgi.input`.
 public protocol InputSource: AnyObject {
     /// Reads up to `buffer.count` bytes of the request body into `buffer`.

@@ -1,3 +1,4 @@
+internal import _Concurrency
 /// The `start_response` of PEP 3333: sets the response's status and headers.
 ///
 /// ```swift

@@ -135,7 +135,7 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
             : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
     }
     executor.shutdown()
-    if outcome == nil, let timeout {
+    if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
     if let source = shared.environ.sharedSource() as? RequestEnviron {
@@ -146,7 +146,9 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     case .completed?, .clientDisconnected?:
         return SWGI_DONE
     case .failed(let status, _)?:
-        return Int32(status)
+        // Nothing sent: a timeout is the gateway's 504 (the host cuts the
+        // connection instead when something was).
+        return executor.timedOut ? 504 : Int32(status)
     case nil:
         return 504
     }

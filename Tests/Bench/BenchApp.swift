@@ -1,6 +1,7 @@
 // mod_swgi's side of scripts/bench: the same scenarios, the same bytes as
 // the C handler and the WSGI application (apache/bench/).
 import SWGIBridge
+internal import _Concurrency
 
 let block = Chunk([UInt8](repeating: UInt8(ascii: "x"), count: 65536))
 
@@ -47,4 +48,25 @@ struct Bench: Application {
     }
 }
 
+/// The async scenarios: the same bytes from an async application (the
+/// request runs as a task on Apache's thread).
+struct AsyncBench: AsyncApplication {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) async throws -> AsyncBody {
+        let path = environ.pathInfo
+        if path.hasSuffix("/hello") {
+            try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+            return ["Hello world!\n"]
+        }
+        if path.hasSuffix("/stream") {
+            try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            return AsyncBody { write in
+                for _ in 0..<16 { try await write(block) }
+            }
+        }
+        try startResponse("404 Not Found", [("Content-Type", "text/plain")])
+        return ["unknown scenario\n"]
+    }
+}
+
 @c(swgi_entry_application) public func entry() -> UnsafeRawPointer { exportApplication(Bench()) }
+@c(swgi_entry_async) public func asyncEntry() -> UnsafeRawPointer { exportApplication(AsyncBench()) }

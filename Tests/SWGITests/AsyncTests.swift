@@ -6,6 +6,11 @@ import SWGITesting
 import Glibc
 #endif
 
+final class Holder<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
 /// The thread a piece of code ran on.
 private func thread() -> UInt { UInt(pthread_self()) }
 
@@ -179,7 +184,7 @@ private final class Seen: Sendable {
         #expect(closes.count == 1)
     }
 
-    @Test func noProgressForTheTimeoutCancelsAndLeaves() async throws {
+    @Test func noProgressForTheTimeoutCancelsTheTask() {
         let seen = Seen()
         let app = AsyncApp { _, start in
             do {
@@ -193,14 +198,46 @@ private final class Seen: Sendable {
         }
         let clock = ContinuousClock()
         let began = clock.now
-        let (outcome, _, _) = serveAsync(app, timeout: .milliseconds(200))
-        #expect(outcome == nil)
+        var timedOut = false
+        let (outcome, t, log) = serveAsync(app, timeout: .milliseconds(200), timedOut: &timedOut)
+        #expect(timedOut)
+        // It ended within its grace, on this thread: its cleanup ran here.
+        #expect(outcome == .failed(status: 500, headersSent: false))
+        #expect(t.head == nil)
+        #expect(seen.eventList == ["cancelled"])
+        #expect(log == ["SWGI application test stopped: its task was cancelled"])
         #expect(clock.now - began < .seconds(5))
-        // The task, left behind, finishes elsewhere once cancelled.
-        for _ in 0..<200 where seen.eventList.isEmpty {
+    }
+
+    @Test func aTaskThatIgnoresCancellationIsLeftBehind() async throws {
+        let seen = Seen()
+        let app = AsyncApp { _, start in
+            // Waits for something that cancellation does not end.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let box = Shared(done)
+                var thread = pthread_t()
+                let arg = Unmanaged.passRetained(Holder(box)).toOpaque()
+                pthread_create(&thread, nil, { arg in
+                    let holder = Unmanaged<Holder<Shared<CheckedContinuation<Void, Never>>>>.fromOpaque(arg!)
+                        .takeRetainedValue()
+                    usleep(1_500_000)
+                    holder.value.value.resume()
+                    return nil
+                }, arg)
+                pthread_detach(thread)
+            }
+            seen.event("finished elsewhere")
+            try start("200 OK", [])
+            return []
+        }
+        var timedOut = false
+        let (outcome, _, _) = serveAsync(app, timeout: .milliseconds(100), timedOut: &timedOut)
+        #expect(timedOut)
+        #expect(outcome == nil)
+        for _ in 0..<300 where seen.eventList.isEmpty {
             try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(seen.eventList == ["cancelled"])
+        #expect(seen.eventList == ["finished elsewhere"])
     }
 
     @Test func progressKeepsTheTimeoutAway() {

@@ -57,7 +57,8 @@ final class CloseCounter: @unchecked Sendable {
 /// outcome means it passed.
 func serveAsync(_ app: some AsyncApplication, method: String = "GET", variables: [String: String] = [:],
                 input: [UInt8] = [], transport: RecordingTransport = RecordingTransport(),
-                timeout: Duration? = nil) -> (GatewayOutcome?, RecordingTransport, [String]) {
+                timeout: Duration? = nil, timedOut: UnsafeMutablePointer<Bool>? = nil)
+    -> (GatewayOutcome?, RecordingTransport, [String]) {
     let log = Lines()
     var vars = variables
     vars["REQUEST_METHOD"] = method
@@ -74,6 +75,7 @@ func serveAsync(_ app: some AsyncApplication, method: String = "GET", variables:
         }
     }
     executor.shutdown()
+    timedOut?.pointee = executor.timedOut
     return (outcome, transport, log.lines)
 }
 

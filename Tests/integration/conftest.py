@@ -77,6 +77,7 @@ SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
 SWGIAppAlias /kept @ROOT@/apps/libSWGITestApps.so entry=kept
+SWGIAppAlias /async @ROOT@/apps/libSWGITestApps.so entry=async
 SWGIAppAlias /untrusted-owner @ROOT@/apps/untrusted/owner.so
 SWGIAppAlias /untrusted-mode @ROOT@/apps/untrusted/mode.so
 SWGIAppAlias /untrusted-allowed @ROOT@/apps/untrusted/owner.so
@@ -167,7 +168,8 @@ SWGIAppAlias /errors @ROOT@/apps/libErrors.so
 SWGIAppAlias /counter @ROOT@/apps/libCounter.so
 SWGIAppAlias /guess @ROOT@/apps/libGuess.so
 SWGIAppAlias /blog @ROOT@/apps/libBlog.so
-<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog)(/|$)">
+SWGIAppAlias /slow @ROOT@/apps/libSlow.so
+<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog|slow)(/|$)">
     SetEnv SWGI_VALIDATE 1
     SetEnv SWGI_SESSION_KEY test-session-key-0123456789abcdef-0123
     SetEnv BLOG_DIR @ROOT@/blog
@@ -197,6 +199,7 @@ Listen 127.0.0.1:@PORT2@
     Timeout 3
     SWGIAppAlias /app @ROOT@/apps/libEnvironDump.so
     SWGIAppAlias /echo @ROOT@/apps/libSWGITestApps.so entry=echo
+    SWGIAppAlias /async @ROOT@/apps/libSWGITestApps.so entry=async
 </VirtualHost>
 
 Listen 127.0.0.1:@SSLPORT@

@@ -1,3 +1,4 @@
+public import _Concurrency
 /// An SWGI application that `await`s: the async form of ``Application``,
 /// for applications that use Swift's async libraries (database drivers,
 /// HTTP clients). Called with the request's ``Environ`` and a

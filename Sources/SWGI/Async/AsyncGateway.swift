@@ -1,3 +1,4 @@
+internal import _Concurrency
 extension Gateway {
     /// Runs an async application for one request, by the same rules as the
     /// sync ``run(_:environ:transport:name:log:)``: the head with the first

@@ -1,3 +1,4 @@
+public import _Concurrency
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,10 +16,11 @@ import Glibc
 /// thread-safe (Apache's pools and brigades) is only ever called from its own
 /// thread.
 ///
-/// When no job arrives for `timeout`, the task is cancelled and `run`
-/// returns without it; the task's later jobs, and those of any task still
-/// preferring this executor after ``shutdown()``, run on the global
-/// concurrent executor.
+/// When no job arrives for `timeout`, the task is cancelled (``timedOut``
+/// is set) and given `grace` to end here, on the request's thread; a task
+/// that ignores cancellation is left behind. Its later jobs, and those of
+/// any task still preferring this executor after ``shutdown()``, run on the
+/// global concurrent executor.
 public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// The executor of the request whose task (or a task it started) is running.
     @TaskLocal public static var current: RequestExecutor?
@@ -31,6 +33,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     private var finished = false
     private var closed = false
     private var task: Task<Void, Never>?
+    /// Whether the last run passed its timeout without progress.
+    public private(set) var timedOut = false
 
     public init() {
         lock = .allocate(capacity: 1)
@@ -63,11 +67,13 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
-    /// Runs `operation` as a task on this thread and returns its result; `nil`
-    /// when the task made no progress for `timeout` (it is then cancelled and
-    /// this executor shut down). Blocks the calling thread, which must not be
-    /// one of Swift concurrency's own.
-    public func run<T>(timeout: Duration? = nil, _ operation: sending @escaping () async -> T) -> T? {
+    /// Runs `operation` as a task on this thread and returns its result.
+    /// When the task makes no progress for `timeout`, it is cancelled and has
+    /// `grace` to finish; `nil` if it does not (this executor is then shut
+    /// down and the task left behind). Blocks the calling thread, which must
+    /// not be one of Swift concurrency's own.
+    public func run<T>(timeout: Duration? = nil, grace: Duration = .seconds(1),
+                       _ operation: sending @escaping () async -> T) -> T? {
         let result = ResultSlot<T>()
         let work = UncheckedBox(operation)
         pthread_mutex_lock(lock)
@@ -84,10 +90,14 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(lock)
         self.task = task
         pthread_mutex_unlock(lock)
-        guard drain(timeout: timeout) else {
+        timedOut = false
+        if !drain(timeout: timeout) {
+            timedOut = true
             task.cancel()
-            shutdown()
-            return nil
+            guard drain(timeout: grace) else {
+                shutdown()
+                return nil
+            }
         }
         return result.value
     }

@@ -1,0 +1,93 @@
+// Async applications for the integration tests (test_async.py).
+import SWGIBridge
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Misbehaviours and checks, chosen by `?case=`:
+/// - `threads`: awaits a timer, a child task and a default actor, then
+///   answers whether every step ran on the thread that called the
+///   application, and the process's thread count;
+/// - `echo`: reads the body with async reads (64 KiB at a time) and answers
+///   its length and checksum;
+/// - `throw-before`: throws before starting the response;
+/// - `throw-body`: sends one chunk, then its async body throws;
+/// - `hang`: awaits for an hour without producing anything (Timeout);
+/// - `sleep`: `?ms=` of sleep, then a short answer (load tests).
+struct AsyncCases: AsyncApplication {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) async throws -> AsyncBody {
+        let query = environ.query
+        switch query["case"] ?? "" {
+        case "threads":
+            let first = pthread_self()
+            try await Task.sleep(for: .milliseconds(10))
+            let afterSleep = pthread_self()
+            async let child = pthread_self()
+            let inChild = await child
+            let inActor = await Probe().thread()
+            let same = [afterSleep, inChild, inActor].allSatisfy { pthread_equal($0, first) != 0 }
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return ["same_thread=\(same) threads=\(threadCount())\n"]
+        case "echo":
+            var total = 0
+            var sum: UInt32 = 0
+            while true {
+                let block = try await environ.input.read(64 * 1024)
+                if block.isEmpty { break }
+                total += block.count
+                for b in block { sum &+= UInt32(b) }
+            }
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return ["bytes=\(total) sum=\(sum)\n"]
+        case "throw-before":
+            try await Task.sleep(for: .milliseconds(1))
+            throw Failure(description: "async failure before the response")
+        case "throw-body":
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return AsyncBody { write in
+                try await write("first chunk\n")
+                try await Task.sleep(for: .milliseconds(10))
+                throw Failure(description: "async failure inside the body")
+            }
+        case "hang":
+            let errors = environ.errors
+            do {
+                try await Task.sleep(for: .seconds(3600))
+            } catch {
+                errors.writeLine("AsyncCases: hang cancelled")
+                throw error
+            }
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return ["too late\n"]
+        case "sleep":
+            let ms = min(Int(query["ms"] ?? "") ?? 100, 10_000)
+            try await Task.sleep(for: .milliseconds(ms))
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return ["slept \(ms) ms\n"]
+        default:
+            try startResponse("404 Not Found", [("Content-Type", "text/plain")])
+            return ["unknown case\n"]
+        }
+    }
+}
+
+private actor Probe {
+    func thread() -> pthread_t { pthread_self() }
+}
+
+/// The process's threads (/proc/self/status).
+func threadCount() -> Int {
+    guard let f = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("Threads:") {
+            return Int(text.dropFirst(8).filter { $0.isNumber }) ?? 0
+        }
+    }
+    return 0
+}
+
+@c(swgi_entry_async) public func asyncCases() -> UnsafeRawPointer { exportApplication(AsyncCases()) }
