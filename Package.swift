@@ -18,6 +18,7 @@ func example(_ name: String, _ more: [Target.Dependency] = []) -> (Product, Targ
 
 let examples = ["Hello", "EnvironDump", "Greetings", "ResultLength", "Dispatcher", "Methods", "Errors", "Blog", "Slow"].map { example($0) }
     + ["Counter", "Guess"].map { example($0, ["SWGISessions"]) }
+    + [example("Notes", [.product(name: "SQLiteNIO", package: "sqlite-nio")])]
 
 let package = Package(
     name: "mod_swgi",
@@ -44,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
     targets: [
         .target(name: "SWGI", swiftSettings: swiftSettings),

@@ -148,6 +148,19 @@ let bench: UnsafePointer<swgi_app_v1> = {
     }
 }()
 
+/// Its async application (the async-hello and async-stream scenarios).
+let asyncBench: UnsafePointer<swgi_app_v1> = {
+    var exe = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+    let dir = String(decoding: exe[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        .split(separator: "/").dropLast().joined(separator: "/")
+    do {
+        return try loadApplication(path: "/" + dir + "/libSWGIBench.so", entry: "async").table
+    } catch {
+        fatalError("\(error) (scripts/microbench builds it)")
+    }
+}()
+
 let captured = loadCapturedEnviron()
 
 /// The captured environ for scripts/bench's scenario `name`.
@@ -183,6 +196,12 @@ func measured(_ state: inout BenchmarkState, _ body: () -> Void) throws {
 
 benchmark("request: hello through the C ABI") { state in
     try measured(&state) { precondition(serve(bench, hello).bytes == 13) }
+}
+benchmark("request: async hello (a task on this thread)") { state in
+    try measured(&state) { precondition(serve(asyncBench, hello).bytes == 13) }
+}
+benchmark("request: async stream 16 x 64 KiB chunks") { state in
+    try measured(&state) { precondition(serve(asyncBench, stream).bytes == 1 << 20) }
 }
 benchmark("request: environ, 10 keys read") { state in
     try measured(&state) { precondition(serve(bench, environReads).bytes == 200) }

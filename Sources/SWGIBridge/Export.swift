@@ -115,7 +115,7 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
-    let executor = RequestExecutor()
+    let executor = RequestExecutor.forCurrentThread()
     host.executor = executor
     // The task has the environ while it runs; this thread looks at it again
     // only after the task has finished or been left behind. As in serve(),
@@ -134,7 +134,6 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
             ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
             : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
     }
-    executor.shutdown()
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }

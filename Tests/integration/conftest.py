@@ -169,10 +169,12 @@ SWGIAppAlias /counter @ROOT@/apps/libCounter.so
 SWGIAppAlias /guess @ROOT@/apps/libGuess.so
 SWGIAppAlias /blog @ROOT@/apps/libBlog.so
 SWGIAppAlias /slow @ROOT@/apps/libSlow.so
-<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog|slow)(/|$)">
+SWGIAppAlias /notes @ROOT@/apps/libNotes.so
+<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog|slow|notes)(/|$)">
     SetEnv SWGI_VALIDATE 1
     SetEnv SWGI_SESSION_KEY test-session-key-0123456789abcdef-0123
     SetEnv BLOG_DIR @ROOT@/blog
+    SetEnv NOTES_DB @ROOT@/notes/notes.db
 </LocationMatch>
 
 RewriteEngine On
@@ -263,8 +265,9 @@ def make_site(module, apps, c_fixtures, mpm, loglevel="warn swgi:info"):
     if VALGRIND and os.geteuid() == 0:
         shutil.chown(key, "www-data")  # Apache is www-data from the start
     os.symlink(server.path("conf", "htpasswd"), server.path("static", "escape.txt"))
-    os.makedirs(server.path("blog"))
-    os.chmod(server.path("blog"), 0o777)  # written by Apache's user
+    for d in ("blog", "notes"):
+        os.makedirs(server.path(d))
+        os.chmod(server.path(d), 0o777)  # written by Apache's user
     # Libraries Apache must not trust: another user's, and one anyone may write.
     os.chown(server.path("apps", "untrusted", "owner.so"), 65534, 65534)
     os.chown(server.path("htdocs", "htaccess-try", "owner.so"), 65534, 65534)

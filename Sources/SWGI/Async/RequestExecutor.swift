@@ -18,9 +18,13 @@ import Glibc
 ///
 /// When no job arrives for `timeout`, the task is cancelled (``timedOut``
 /// is set) and given `grace` to end here, on the request's thread; a task
-/// that ignores cancellation is left behind. Its later jobs, and those of
-/// any task still preferring this executor after ``shutdown()``, run on the
-/// global concurrent executor.
+/// that ignores cancellation is left behind. Jobs enqueued while no run is
+/// going on (a task that outlived its request, or was left behind) run on
+/// the global concurrent executor.
+///
+/// A server thread reuses one executor for its requests
+/// (``forCurrentThread()``); one that was left with a task behind is
+/// retired (``shutdown()``) and replaced.
 public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// The executor of the request whose task (or a task it started) is running.
     @TaskLocal public static var current: RequestExecutor?
@@ -31,7 +35,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var head = 0
     private var finished = false
-    private var closed = false
+    private var accepting = false  // a run is going on
+    private var retired = false    // shut down: no more runs
     private var task: Task<Void, Never>?
     /// Whether the last run passed its timeout without progress.
     public private(set) var timedOut = false
@@ -55,9 +60,28 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         lock.deallocate()
     }
 
+    /// This thread's executor: reused from its last request unless that one
+    /// was retired.
+    public static func forCurrentThread() -> RequestExecutor {
+        if let stored = pthread_getspecific(threadKey) {
+            let executor = Unmanaged<RequestExecutor>.fromOpaque(stored).takeUnretainedValue()
+            if !executor.isRetired { return executor }
+            Unmanaged<RequestExecutor>.fromOpaque(stored).release()
+        }
+        let executor = RequestExecutor()
+        pthread_setspecific(threadKey, Unmanaged.passRetained(executor).toOpaque())
+        return executor
+    }
+
+    private var isRetired: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return retired
+    }
+
     public func enqueue(_ job: consuming ExecutorJob) {
         pthread_mutex_lock(lock)
-        if closed {
+        if !accepting {
             pthread_mutex_unlock(lock)
             globalConcurrentExecutor.enqueue(job)
             return
@@ -77,7 +101,9 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         let result = ResultSlot<T>()
         let work = UncheckedBox(operation)
         pthread_mutex_lock(lock)
+        precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
         finished = false
+        accepting = true
         pthread_mutex_unlock(lock)
         let task = Task(executorPreference: self) { [self] in
             let value = await RequestExecutor.$current.withValue(self) { await work.value() }
@@ -114,7 +140,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// executor (a task that outlives its request, or was left at a timeout).
     public func shutdown() {
         pthread_mutex_lock(lock)
-        closed = true
+        retired = true
+        accepting = false
         let left = jobs[head...]
         jobs = []
         head = 0
@@ -144,6 +171,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0
                 task = nil
+                accepting = false  // later jobs (a task that outlived the request) go elsewhere
                 pthread_mutex_unlock(lock)
                 return true
             }
@@ -181,6 +209,15 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         return try await withTaskExecutorPreference(executor) { try body() }
     }
 }
+
+/// Each server thread's executor (see `forCurrentThread()`), released with the thread.
+private let threadKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { stored in
+        if let stored { Unmanaged<RequestExecutor>.fromOpaque(stored).release() }
+    }
+    return key
+}()
 
 /// Where a task leaves its result for the thread that waits for it (written
 /// before, and read after, the executor's lock is taken).

@@ -1,0 +1,119 @@
+"""Notes: the async JSON API on SQLite (sqlite-nio) through Apache, with
+concurrent writers and a graceful restart in the middle of a write burst."""
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from client import request
+from conftest import MPMS
+from harness import VALGRIND, Apache
+
+
+def call(server, method, path, body=None):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    resp, data = request(server, method, path, body=body, headers=headers)
+    return resp, (json.loads(data) if data.strip() else None)
+
+
+def test_create_read_list_delete(server, no_crash):
+    resp, note = call(server, "POST", "/notes/", json.dumps({"text": "première note \u2713"}).encode())
+    assert resp.status == 201, note
+    assert resp.getheader("Location") == "/notes/%d" % note["id"]
+    assert note["text"] == "première note \u2713" and note["created"].endswith("Z")
+    resp, got = call(server, "GET", "/notes/%d" % note["id"])
+    assert resp.status == 200 and got == note
+    resp, listing = call(server, "GET", "/notes/")
+    assert resp.status == 200 and note in listing["notes"]
+    resp, _ = call(server, "DELETE", "/notes/%d" % note["id"])
+    assert resp.status == 204
+    assert call(server, "GET", "/notes/%d" % note["id"])[0].status == 404
+    assert call(server, "DELETE", "/notes/%d" % note["id"])[0].status == 404
+
+
+def test_bad_requests_get_clear_answers(server, no_crash):
+    assert call(server, "POST", "/notes/", b"not json")[0].status == 400
+    assert call(server, "POST", "/notes/", b'{"title": "no text"}')[0].status == 400
+    assert call(server, "POST", "/notes/", b'{"text": "x"} trailing')[0].status == 400
+    assert call(server, "POST", "/notes/", b'{"text": "' + b"x" * 70000 + b'"}')[0].status == 413
+    resp, _ = call(server, "PUT", "/notes/")
+    assert resp.status == 405 and resp.getheader("Allow") == "GET, HEAD, POST"
+    assert call(server, "GET", "/notes/abc")[0].status == 404
+    # Escapes and a surrogate pair, as JSON writes them.
+    resp, note = call(server, "POST", "/notes/", b'{"text": "a\\"b\\\\c\\n\\ud83d\\ude00"}')
+    assert resp.status == 201 and note["text"] == 'a"b\\c\n\U0001F600'
+
+
+def test_concurrent_writers_lose_nothing(server, no_crash):
+    created, failures = [], []
+    lock = threading.Lock()
+
+    def writer(n):
+        for i in range(25):
+            resp, note = call(server, "POST", "/notes/", json.dumps({"text": "w%d-%d" % (n, i)}).encode())
+            with lock:
+                (created if resp.status == 201 else failures).append(note if resp.status == 201 else resp.status)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert len(created) == 200 and len({n["id"] for n in created}) == 200
+    listing = call(server, "GET", "/notes/")[1]["notes"]
+    texts = {n["text"] for n in listing}
+    assert all("w%d-%d" % (n, i) in texts for n in range(8) for i in range(25))
+
+
+@pytest.mark.skipif(bool(VALGRIND), reason="apache2 -X (valgrind) does not restart gracefully")
+@pytest.mark.parametrize("mpm", [m for m in MPMS if m in ("event", "prefork")])
+def test_a_graceful_restart_in_a_write_burst_loses_nothing(build, mpm):
+    module, apps = build
+    site = """SWGIAppAlias /notes @ROOT@/apps/libNotes.so
+<Location /notes>
+    SetEnv NOTES_DB @ROOT@/notes/notes.db
+</Location>
+"""
+    apache = Apache(module, mpm=mpm, site=site, apps={"libNotes.so": apps["Notes"]})
+    os.makedirs(apache.path("notes"))
+    os.chmod(apache.path("notes"), 0o777)
+    apache.start()
+    try:
+        created, failures = [], []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def writer(n):
+            i = 0
+            while not stop.is_set():
+                try:
+                    resp, note = call(apache, "POST", "/notes/", json.dumps({"text": "b%d-%d" % (n, i)}).encode())
+                    result = note if resp.status == 201 else resp.status
+                except OSError as e:
+                    result = repr(e)
+                with lock:
+                    (created if isinstance(result, dict) else failures).append(result)
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        before = set(apache.children())
+        assert apache.apachectl("-k", "graceful").returncode == 0
+        time.sleep(2.0)
+        after = set(apache.children())
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not failures, failures[:5]
+        assert len(created) > 50
+        listing = call(apache, "GET", "/notes/")[1]["notes"]
+        assert sorted(n["id"] for n in listing) == sorted(n["id"] for n in created)
+        assert after - before, "the graceful restart made no new children"
+        assert "exit signal" not in apache.error_log()
+    finally:
+        apache.stop()
