@@ -145,6 +145,20 @@ def test_streaming_through_swgi_serve(serve_binary, build):
         standalone.stop()
 
 
+def test_an_async_application_through_swgi_serve(serve_binary, build):
+    """Slow, an async application, streams its chunks one by one."""
+    _, apps = build
+    slow = SwgiServe(serve_binary, apps["Slow"], "/slow")
+    try:
+        seen = timed_chunks(slow, "/slow?count=3&delay=400", ["chunk 1 of 3", "chunk 2 of 3", "chunk 3 of 3"])
+        times = [t for t, _ in seen]
+        assert len(times) == 3 and times[0] < 0.35 and times[2] - times[0] > 0.6, times
+        resp, data = request(slow, "GET", "/slow?count=2&delay=0")
+        assert resp.status == 200 and data == b"chunk 1 of 2\nchunk 2 of 2\n"
+    finally:
+        slow.stop()
+
+
 @pytest.mark.parametrize("entry,method,path,size,expect", [
     ("echo", "POST", "/", 10 << 20, b"bytes=10485760"),
     ("misbehave", "GET", "/?how=throw-before", None, 500),
