@@ -17,7 +17,8 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var closed = false
     /// The executor of an async request: its task is cancelled when the
-    /// client turns out to be gone.
+    /// client turns out to be gone. Set before the task starts; taken (under
+    /// the lock) when it is cancelled.
     var executor: RequestExecutor?
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
@@ -87,7 +88,7 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
             callbacks.pointee.read(host, base.assumingMemoryBound(to: CChar.self), buffer.count)
         } ?? -1
         if n < 0 {
-            executor?.cancel()
+            cancelTask(because: "the request body could not be read")
             throw SWGIError(.inputFailed, "the request body could not be read (the server's log says why)")
         }
         return Int(n)
@@ -180,11 +181,22 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         }
     }
 
+    /// Cancels the task of an async request (once), saying why in the log.
+    private func cancelTask(because reason: String) {
+        let executor: RequestExecutor? = withLock { _ in
+            defer { self.executor = nil }
+            return self.executor
+        }
+        guard let executor else { return }
+        log(.info, "SWGI: \(reason): the request's task is cancelled")
+        executor.cancel()
+    }
+
     private func check(_ rc: Int32) throws {
         switch rc {
         case SWGI_OK: return
         case SWGI_ECLIENT:
-            executor?.cancel()
+            cancelTask(because: "the client has gone")
             throw SWGIError(.clientDisconnected, "the client has disconnected")
         default: throw SWGIError(.responseNotStarted, "the server refused the response (code \(rc))")
         }

@@ -63,13 +63,15 @@ public struct StaticFiles: Application {
 
     /// The file a `PATH_INFO` names, inside the root, or nil.
     func file(for pathInfo: String) -> String? {
-        let segments = pathInfo.split(separator: "/", omittingEmptySubsequences: true)
+        // By bytes: see String.slashSeparated in SWGI.
+        let segments = pathInfo.slashSeparated(omittingEmpty: true)
         guard !segments.isEmpty else { return nil }
-        for segment in segments where segment.hasPrefix(".") || segment.contains("\0") || segment.contains("\\") {
+        for segment in segments where segment.utf8.first == UInt8(ascii: ".") || segment.utf8.contains(0)
+            || segment.utf8.contains(UInt8(ascii: "\\")) {
             return nil
         }
         let candidate = root + "/" + segments.joined(separator: "/")
-        guard let resolved = resolvedPath(candidate), resolved.hasPrefix(root + "/") else { return nil }
+        guard let resolved = resolvedPath(candidate), resolved.hasBytePrefix(root + "/") else { return nil }
         return resolved
     }
 

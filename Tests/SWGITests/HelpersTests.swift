@@ -32,6 +32,22 @@ import Testing
         var environ = Environ(variables: ["SCRIPT_NAME": "/x", "PATH_INFO": "/."])
         #expect(environ.shiftPathInfo() == nil)
     }
+
+    /// Found by fuzzing: U+06DD before "/" is one `Character` with it, so a
+    /// split by characters returned a segment holding a "/". Split by bytes.
+    @Test func aSlashInsideAGraphemeStillSeparates() {
+        var environ = Environ(variables: ["SCRIPT_NAME": "/x", "PATH_INFO": "/\u{6DD}/etc/passwd"])
+        let first = environ.shiftPathInfo()
+        #expect(first == "\u{6DD}")
+        #expect(environ.pathInfo == "/etc/passwd")
+        #expect(environ.shiftPathInfo() == "etc")
+        #expect(environ.shiftPathInfo() == "passwd")
+        // Combining marks after a slash do not hide it either.
+        environ = Environ(variables: ["SCRIPT_NAME": "", "PATH_INFO": "/a/\u{301}b"])
+        #expect(environ.shiftPathInfo() == "a")
+        #expect(environ.pathInfo == "/\u{301}b")
+        #expect(Environ.normalizePath("/a/\u{6DD}/../b") == "/a/b")
+    }
 }
 
 @Suite struct URITests {

@@ -26,6 +26,14 @@ struct Failure: Error, CustomStringConvertible {
         #expect(client.get("/app1/x").violations.isEmpty)
     }
 
+    /// A combining mark right after the prefix's "/" makes one `Character`
+    /// of the two: the prefix still matches, by bytes.
+    @Test func prefixesMatchByBytes() {
+        let client = TestClient(URLMap(["/app": Where()]))
+        #expect(client.get("/app/\u{301}x").text == "/app|/\u{301}x")
+        #expect(client.get("/app\u{301}/x").status == 404)
+    }
+
     @Test func nestedMapsUnderAMountPoint() {
         let app = URLMap(["/api": URLMap(["/v1": Where()])])
         let client = TestClient(app, scriptName: "/site")

@@ -57,6 +57,21 @@ final class Tree: Sendable {
         }
     }
 
+    /// A sibling folder whose name is canonically equivalent to the root's
+    /// (é precomposed and decomposed) is another folder: a symlink into it
+    /// must not pass as inside the root (paths are compared by bytes).
+    @Test func anEquivalentNameIsNotTheRoot() {
+        let root = tree.base + "/caf\u{E9}"
+        let sibling = tree.base + "/cafe\u{301}"
+        mkdir(root, 0o755)
+        mkdir(sibling, 0o755)
+        tree.write(sibling + "/private.txt", "private")
+        symlink(sibling + "/private.txt", root + "/link.txt")
+        let client = TestClient(StaticFiles(root: root))
+        #expect(client.get("/link.txt").status == 404)
+        #expect(client.get("/\u{6DD}/../link.txt").status == 404)
+    }
+
     @Test func conditionalAndRangeRequests() throws {
         let client = TestClient(StaticFiles(root: tree.root))
         let modified = try #require(client.get("/hello.txt").header("Last-Modified"))

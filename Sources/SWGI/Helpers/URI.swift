@@ -12,7 +12,7 @@ extension Environ {
     public mutating func shiftPathInfo() -> String? {
         let path = pathInfo
         if path.isEmpty { return nil }
-        var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        var parts = path.slashSeparated(omittingEmpty: false).map(String.init)
         if parts.count < 2 { parts.insert("", at: 0) }  // PATH_INFO without its leading "/"
         if parts.count > 2 {
             let middle = parts[1..<(parts.count - 1)].filter { !$0.isEmpty && $0 != "." }
@@ -20,8 +20,8 @@ extension Environ {
         }
         let name = parts.remove(at: 1)
         var script = Self.normalizePath(scriptName + "/" + name)
-        if script.hasSuffix("/") { script.removeLast() }
-        if name.isEmpty && !script.hasSuffix("/") { script += "/" }
+        if script.endsWithSlash { script = String(Substring(script.utf8.dropLast())) }
+        if name.isEmpty && !script.endsWithSlash { script += "/" }
         self["SCRIPT_NAME"] = script
         self["PATH_INFO"] = parts.joined(separator: "/")
         return name == "." ? nil : name
@@ -30,9 +30,9 @@ extension Environ {
     /// POSIX path normalization (Python's `posixpath.normpath`).
     static func normalizePath(_ path: String) -> String {
         if path.isEmpty { return "." }
-        let absolute = path.hasPrefix("/")
+        let absolute = path.utf8.first == UInt8(ascii: "/")
         var out: [Substring] = []
-        for part in path.split(separator: "/") where part != "." {
+        for part in path.slashSeparated(omittingEmpty: true) where part != "." {
             if part == ".." {
                 if let last = out.last, last != ".." {
                     out.removeLast()
@@ -53,7 +53,7 @@ extension Environ {
     public var applicationURI: String {
         var url = urlScheme + "://" + host
         url += URLEncoding.escapePath(scriptName.isEmpty ? "/" : scriptName)
-        if !url.hasSuffix("/") { url += "/" }
+        if !url.endsWithSlash { url += "/" }
         return url
     }
 
@@ -108,5 +108,28 @@ public enum URLEncoding {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+// Paths are split and compared by their bytes: a "/" is never part of
+// another character's UTF-8, but Swift may count it into one `Character` with
+// what precedes it (U+06DD, a "prepended concatenation mark", followed by "/"
+// is one grapheme), so splitting or matching by `Character` could miss a
+// separator. (Found by fuzzing `shiftPathInfo`.)
+extension String {
+    /// The parts between "/" bytes.
+    package func slashSeparated(omittingEmpty: Bool) -> [Substring] {
+        utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: omittingEmpty).map { Substring($0) }
+    }
+
+    /// Whether the UTF-8 bytes begin with those of `prefix` (no Unicode
+    /// equivalence: a path is its bytes).
+    package func hasBytePrefix(_ prefix: String) -> Bool {
+        utf8.starts(with: prefix.utf8)
+    }
+
+    /// Whether the last byte is "/".
+    package var endsWithSlash: Bool {
+        utf8.last == UInt8(ascii: "/")
     }
 }

@@ -18,8 +18,8 @@ public struct URLMap: Application {
     public init(_ routes: [String: any Application]) {
         self.routes = routes.map { key, app in
             var prefix = key
-            while prefix.hasSuffix("/") { prefix.removeLast() }
-            if !prefix.isEmpty && !prefix.hasPrefix("/") { prefix = "/" + prefix }
+            while prefix.endsWithSlash { prefix = String(Substring(prefix.utf8.dropLast())) }
+            if !prefix.isEmpty && prefix.utf8.first != UInt8(ascii: "/") { prefix = "/" + prefix }
             return (prefix, app)
         }.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
     }
@@ -27,10 +27,12 @@ public struct URLMap: Application {
     public func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         let path = environ.pathInfo
         for (prefix, app) in routes {
-            guard prefix.isEmpty || path == prefix || path.hasPrefix(prefix + "/") else { continue }
+            guard prefix.isEmpty || path.utf8.elementsEqual(prefix.utf8) || path.hasBytePrefix(prefix + "/") else {
+                continue
+            }
             var inner = environ
             inner["SCRIPT_NAME"] = environ.scriptName + prefix
-            inner["PATH_INFO"] = String(path.dropFirst(prefix.count))
+            inner["PATH_INFO"] = String(Substring(path.utf8.dropFirst(prefix.utf8.count)))
             return try app(inner, startResponse)
         }
         try startResponse(HTTPStatus.line(404), [("Content-Type", "text/plain; charset=utf-8")])

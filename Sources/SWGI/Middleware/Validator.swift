@@ -65,7 +65,7 @@ public struct Validator<Wrapped: AsyncApplication>: AsyncApplication {
             }
         }
         for key in ["SCRIPT_NAME", "PATH_INFO"] {
-            if let v = environ[key], !v.isEmpty, !v.hasPrefix("/") {
+            if let v = environ[key], !v.isEmpty, v.utf8.first != UInt8(ascii: "/") {
                 problems.append("\(key) \(ResponseHead.quoted(v)) must be empty or start with /")
             }
         }
