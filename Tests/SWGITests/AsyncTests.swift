@@ -220,7 +220,7 @@ private final class Seen: Sendable {
                 pthread_create(&thread, nil, { arg in
                     let holder = Unmanaged<Holder<Shared<CheckedContinuation<Void, Never>>>>.fromOpaque(arg!)
                         .takeRetainedValue()
-                    usleep(1_500_000)
+                    usleep(3_000_000)
                     holder.value.value.resume()
                     return nil
                 }, arg)
@@ -234,26 +234,28 @@ private final class Seen: Sendable {
         let (outcome, _, _) = serveAsync(app, timeout: .milliseconds(100), timedOut: &timedOut)
         #expect(timedOut)
         #expect(outcome == nil)
-        for _ in 0..<300 where seen.eventList.isEmpty {
+        for _ in 0..<800 where seen.eventList.isEmpty {
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(seen.eventList == ["finished elsewhere"])
     }
 
     @Test func progressKeepsTheTimeoutAway() {
+        // Eight pauses of 150 ms: 1.2 s in all, more than the 1 s timeout,
+        // but each far shorter (room for a loaded machine).
         let app = AsyncApp { _, start in
             try start("200 OK", [("Content-Type", "text/plain")])
             var n = 0
             return AsyncBody(next: {
                 n += 1
-                if n > 5 { return nil }
-                try await Task.sleep(for: .milliseconds(60))
+                if n > 8 { return nil }
+                try await Task.sleep(for: .milliseconds(150))
                 return "."
             })
         }
-        let (outcome, t, _) = serveAsync(app, timeout: .milliseconds(200))
+        let (outcome, t, _) = serveAsync(app, timeout: .seconds(1))
         #expect(outcome == .completed)
-        #expect(t.text == ".....")
+        #expect(t.text == "........")
     }
 
     @Test func inputHasAsyncReads() {
