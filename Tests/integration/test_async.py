@@ -16,6 +16,7 @@ from harness import VALGRIND, Apache
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 
 
+@pytest.mark.skipif(bool(VALGRIND), reason="timing under valgrind")
 def test_slow_streams_its_chunks_one_by_one(server, no_crash):
     expect = ["chunk %d of 10" % n for n in range(1, 11)]
     seen = timed_chunks(server, "/slow", expect)
