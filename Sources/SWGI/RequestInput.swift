@@ -5,6 +5,14 @@ public protocol InputSource: AnyObject {
     /// Returns the count read, 0 at the end of the body. Throws when the body
     /// cannot be read (an ``SWGIError`` with code `.inputFailed`).
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+
+    /// The executor whose thread may read (see ``RequestExecutor``): async
+    /// reads hop there. `nil` (the default): read on any thread.
+    var requestExecutor: RequestExecutor? { get }
+}
+
+extension InputSource {
+    public var requestExecutor: RequestExecutor? { nil }
 }
 
 /// `swgi.input`: the request body, streamed from the client as it is read.
@@ -162,12 +170,12 @@ public final class RequestInput: Sequence {
 
     /// ``read(_:)``, awaited.
     public func read(_ count: Int? = nil) async throws -> [UInt8] {
-        try await RequestExecutor.onRequestThread { try readBytes(count) }
+        try await RequestExecutor.onRequestThread(source.requestExecutor) { try readBytes(count) }
     }
 
     /// ``readLine(limit:)``, awaited.
     public func readLine(limit: Int? = nil) async throws -> [UInt8]? {
-        try await RequestExecutor.onRequestThread { try readLineBytes(limit: limit) }
+        try await RequestExecutor.onRequestThread(source.requestExecutor) { try readLineBytes(limit: limit) }
     }
 
     /// ``readLines()``, awaited.

@@ -35,9 +35,13 @@ public struct StartResponse {
 /// bytes to the client before it returns. Throws when the client is gone.
 public struct Writer {
     private let function: (Chunk) throws -> Void
+    /// Where awaited writes are made: the request's executor when the writer
+    /// was made on its thread (as `startResponse` is called).
+    private let executor: RequestExecutor?
 
     public init(_ function: @escaping (Chunk) throws -> Void) {
         self.function = function
+        executor = RequestExecutor.current
     }
 
     public func callAsFunction(_ chunk: Chunk) throws {
@@ -48,7 +52,7 @@ public struct Writer {
     /// request's thread (see ``RequestExecutor``); throws
     /// `CancellationError` once the request's task is cancelled.
     public func callAsFunction(_ chunk: Chunk) async throws {
-        try await RequestExecutor.onRequestThread { try function(chunk) }
+        try await RequestExecutor.onRequestThread(executor) { try function(chunk) }
     }
 }
 

@@ -19,7 +19,11 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     /// The executor of an async request: its task is cancelled when the
     /// client turns out to be gone. Set before the task starts; taken (under
     /// the lock) when it is cancelled.
-    var executor: RequestExecutor?
+    var executor: RequestExecutor? {
+        didSet { if requestExecutor == nil { requestExecutor = executor } }
+    }
+    /// The same executor, kept: async reads of `swgi.input` hop to its thread.
+    private(set) var requestExecutor: RequestExecutor?
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
         self.host = host

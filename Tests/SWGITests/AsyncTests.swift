@@ -270,6 +270,38 @@ private final class Seen: Sendable {
         #expect(t.text == "line 1\n|the rest")
     }
 
+    /// A read from a task on another thread (here a detached one) is made on
+    /// the request's thread, as the host's state requires.
+    @Test func readsHopToTheRequestThread() {
+        final class Source: InputSource, @unchecked Sendable {
+            var bytes: [UInt8] = [1, 2, 3]
+            var threads: [UInt] = []
+            var requestExecutor: RequestExecutor?
+            func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+                threads.append(thread())
+                let n = min(buffer.count, bytes.count)
+                buffer.copyBytes(from: bytes.prefix(n))
+                bytes.removeFirst(n)
+                return n
+            }
+        }
+        let source = Source()
+        let executor = RequestExecutor()
+        source.requestExecutor = executor
+        let input = Shared(RequestInput(source: source))
+        let seen = Seen()
+        let read = executor.run { () async -> [UInt8] in
+            await Task.detached {
+                seen.thread(thread())
+                return (try? await input.value.read(3)) ?? []
+            }.value
+        }
+        executor.shutdown()
+        #expect(read == [1, 2, 3])
+        #expect(source.threads == [thread()])
+        #expect(seen.threadList.count == 1 && seen.threadList[0] != thread())
+    }
+
     @Test func asyncReadsThrowOnceCancelled() {
         let seen = Seen()
         let app = AsyncApp { environ, start in

@@ -26,8 +26,11 @@ import Glibc
 /// (``forCurrentThread()``); one that was left with a task behind is
 /// retired (``shutdown()``) and replaced.
 public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
-    /// The executor of the request whose task (or a task it started) is running.
-    @TaskLocal public static var current: RequestExecutor?
+    /// The executor whose jobs this thread is running, if any: the request's,
+    /// when called from its task on its thread.
+    public static var current: RequestExecutor? {
+        pthread_getspecific(runningKey).map { Unmanaged<RequestExecutor>.fromOpaque($0).takeUnretainedValue() }
+    }
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
@@ -106,7 +109,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         accepting = true
         pthread_mutex_unlock(lock)
         let task = Task(executorPreference: self) { [self] in
-            let value = await RequestExecutor.$current.withValue(self) { await work.value() }
+            let value = await work.value()
             result.value = value
             pthread_mutex_lock(lock)
             finished = true
@@ -155,6 +158,11 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     private func drain(timeout: Duration?) -> Bool {
         var deadline = timeout.map(Self.deadline(after:))
         let executor = asUnownedTaskExecutor()
+        // `current` while this thread runs the jobs (restored after: runs nest
+        // when an async application is served through BlockingApplication).
+        let outer = pthread_getspecific(runningKey)
+        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
+        defer { pthread_setspecific(runningKey, outer) }
         while true {
             pthread_mutex_lock(lock)
             while head == jobs.count && !finished {
@@ -200,15 +208,22 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         return timespec(tv_sec: whole, tv_nsec: nanoseconds)
     }
 
-    /// Runs `body` on the thread of the request the calling task belongs to
-    /// (where the server's per-request state may be used), or right here when
-    /// there is none.
-    static func onRequestThread<R>(_ body: () throws -> R) async throws -> R {
+    /// Runs `body` on `executor`'s thread (where the server's per-request
+    /// state may be used): right here when this thread is running its jobs,
+    /// else after a hop to it; right here when there is none.
+    static func onRequestThread<R>(_ executor: RequestExecutor?, _ body: () throws -> R) async throws -> R {
         try Task.checkCancellation()
-        guard let executor = current else { return try body() }
+        guard let executor, executor !== current else { return try body() }
         return try await withTaskExecutorPreference(executor) { try body() }
     }
 }
+
+/// The executor whose jobs a thread is running (see `current`).
+private let runningKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
 
 /// Each server thread's executor (see `forCurrentThread()`), released with the thread.
 private let threadKey: pthread_key_t = {
