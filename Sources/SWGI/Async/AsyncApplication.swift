@@ -169,8 +169,8 @@ public struct AsyncBody: AsyncSequence, ExpressibleByArrayLiteral {
         AsyncIterator(storage: storage)
     }
 
-    /// Walks a body. A writing body's function runs in a child task that
-    /// hands each chunk over as it is written.
+    /// Walks a body. A writing body's function runs in a task of its own (on
+    /// the request's executor) that hands each chunk over as it is written.
     public struct AsyncIterator: AsyncIteratorProtocol {
         private var sync: Body.Iterator?
         private var producer: (() async throws -> Chunk?)?
