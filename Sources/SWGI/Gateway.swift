@@ -52,13 +52,10 @@ public enum Gateway {
         log: @escaping (LogLevel, String) -> Void
     ) -> GatewayOutcome {
         let response = Response(transport: transport, name: name, environ: environ, log: log)
-        let startResponse = StartResponse { status, headers, excInfo in
-            try response.start(status, headers, excInfo)
-        }
         var body: Body?
         let outcome: GatewayOutcome
         do {
-            let returned = try app(environ, startResponse)
+            let returned = try app(environ, response.startResponse)
             body = returned
             try response.drain(returned)
             try response.finish()
@@ -67,8 +64,7 @@ public enum Gateway {
             outcome = response.failure(error)
         }
         body?.close()
-        response.ended = true
-        environ.errors.flush()
+        response.end()
         return outcome
     }
 }
@@ -95,6 +91,17 @@ final class Response {
         self.nameProvider = name
         self.environ = environ
         self.log = log
+    }
+
+    /// The `startResponse` the application is called with.
+    var startResponse: StartResponse {
+        StartResponse { status, headers, excInfo in try self.start(status, headers, excInfo) }
+    }
+
+    /// The exchange is over (the body closed): no more writes; `swgi.errors` flushed.
+    func end() {
+        ended = true
+        environ.errors.flush()
     }
 
     func start(_ status: String, _ headers: [(String, String)], _ excInfo: (any Error)?) throws -> Writer {

@@ -81,32 +81,13 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
-    var environ: Environ
-    let name: () -> String
-    do {
-        // The environ must be its source's only owner (unless the application
-        // keeps it): this scope's reference ends here, the name's is unowned.
-        let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
-        environ = makeEnviron(req, host: host, source: source)
-        name = { [unowned source] in  // looked up only for a log line
-            source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
-        }
-    }
+    var (environ, name) = requestEnviron(req, host)
     // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
     let outcome = environ["SWGI_VALIDATE"] == "1"
         ? Gateway.run(Validator(app), environ: environ, transport: host, name: name(), log: host.log)
         : Gateway.run(app, environ: environ, transport: host, name: name(), log: host.log)
-    // An environ the application kept must not need the request's memory later.
-    if let source = environ.sharedSource() as? RequestEnviron {
-        source.keepAfterRequest()
-    }
-    host.close()
-    switch outcome {
-    case .completed, .clientDisconnected:
-        return SWGI_DONE
-    case .failed(let status, _):
-        return Int32(status)
-    }
+    endRequest(&environ, host)
+    return handleResult(outcome)
 }
 
 /// Serves one request to an async application: the same environ and
@@ -116,17 +97,11 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
     let executor = RequestExecutor.forCurrentThread()
-    host.executor = executor
+    host.requestExecutor = executor
     // The task has the environ while it runs; this thread looks at it again
-    // only after the task has finished or been left behind. As in serve(),
-    // the shared object is the environ's only owner outside the task.
-    let shared: SharedRequest
-    do {
-        let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
-        shared = SharedRequest(environ: makeEnviron(req, host: host, source: source), name: { [unowned source] in
-            source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
-        })
-    }
+    // only after the task has finished or been left behind. (No local holds
+    // it: the shared object must be its only owner outside the task.)
+    let shared = SharedRequest(requestEnviron(req, host))
     let timeout = requestTimeout(request)
     let outcome = executor.run(timeout: timeout) {
         let (environ, name) = (shared.environ, shared.name)
@@ -137,19 +112,41 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
-    if let source = shared.environ.sharedSource() as? RequestEnviron {
+    endRequest(&shared.environ, host)
+    // A timeout is a 504 (the host cuts the connection instead when
+    // something was sent).
+    guard let outcome else { return 504 }
+    if executor.timedOut, case .failed = outcome { return 504 }
+    return handleResult(outcome)
+}
+
+/// The request's environ over the host's variables, and the application's
+/// name for log lines. The environ is its source's only owner (unless the
+/// application keeps it): the name holds the source unowned.
+private func requestEnviron(_ req: swgi_request_v1, _ host: HostConnection) -> (Environ, () -> String) {
+    let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
+    let environ = makeEnviron(req, host: host, source: source)
+    return (environ, { [unowned source] in  // looked up only for a log line
+        source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
+    })
+}
+
+/// Ends the request on the host's side: an environ the application kept gets
+/// its own copy of the host's values, then nothing more reaches the host.
+private func endRequest(_ environ: inout Environ, _ host: HostConnection) {
+    if let source = environ.sharedSource() as? RequestEnviron {
         source.keepAfterRequest()
     }
     host.close()
+}
+
+/// The ABI's return value for how the request ended.
+private func handleResult(_ outcome: GatewayOutcome) -> Int32 {
     switch outcome {
-    case .completed?, .clientDisconnected?:
+    case .completed, .clientDisconnected:
         return SWGI_DONE
-    case .failed(let status, _)?:
-        // Nothing sent: a timeout is the gateway's 504 (the host cuts the
-        // connection instead when something was).
-        return executor.timedOut ? 504 : Int32(status)
-    case nil:
-        return 504
+    case .failed(let status, _):
+        return Int32(status)
     }
 }
 
@@ -160,20 +157,19 @@ private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Durati
     return .microseconds(request.pointee.timeout_usec)
 }
 
-/// What the request's task shares with the thread that serves it, which
-/// uses it only before the task starts and after it has finished (or was
-/// left behind at a timeout, when the host is closed under its lock).
+/// What the request's task shares with the thread that serves it,
+/// which uses it only before the task starts and after it has finished (or
+/// was left behind at a timeout, when the host is closed under its lock).
 final class SharedRequest: @unchecked Sendable {
     var environ: Environ
     let name: () -> String
 
-    init(environ: Environ, name: @escaping () -> String) {
-        self.environ = environ
-        self.name = name
+    init(_ request: (environ: Environ, name: () -> String)) {
+        (environ, name) = request
     }
 }
 
-func makeEnviron(_ req: swgi_request_v1, host: HostConnection, source: RequestEnviron) -> Environ {
+private func makeEnviron(_ req: swgi_request_v1, host: HostConnection, source: RequestEnviron) -> Environ {
     let environ = Environ(
         source: source,
         input: RequestInput(source: host),

@@ -16,14 +16,11 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private let callbacks: UnsafePointer<swgi_host_v1>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var closed = false
-    /// The executor of an async request: its task is cancelled when the
-    /// client turns out to be gone. Set before the task starts; taken (under
-    /// the lock) when it is cancelled.
-    var executor: RequestExecutor? {
-        didSet { if requestExecutor == nil { requestExecutor = executor } }
-    }
-    /// The same executor, kept: async reads of `swgi.input` hop to its thread.
-    private(set) var requestExecutor: RequestExecutor?
+    /// The executor of an async request, set before its task starts: async
+    /// reads of `swgi.input` hop to its thread, and its task is cancelled
+    /// (once) when the client turns out to be gone.
+    var requestExecutor: RequestExecutor?
+    private var taskCancelled = false
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
         self.host = host
@@ -188,8 +185,9 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     /// Cancels the task of an async request (once), saying why in the log.
     private func cancelTask(because reason: String) {
         let executor: RequestExecutor? = withLock { _ in
-            defer { self.executor = nil }
-            return self.executor
+            if taskCancelled { return nil }
+            taskCancelled = true
+            return requestExecutor
         }
         guard let executor else { return }
         log(.info, "SWGI: \(reason): the request's task is cancelled")

@@ -67,7 +67,7 @@ public final class TestClient<A: AsyncApplication> {
                         body: [UInt8]? = nil) -> TestResponse {
         let env = makeEnviron(method, target, headers: headers, body: body)
         let transport = MemoryTransport()
-        let violations = ViolationLog()
+        let violations = LineLog()
         var environ = env
         let log = LineLog()
         environ.errors = ErrorStream { log.append($0) }
@@ -79,7 +79,8 @@ public final class TestClient<A: AsyncApplication> {
         } else {
             // An async one as mod_swgi runs it: a task whose code runs on this thread.
             let executor = RequestExecutor()
-            let shared = UncheckedTransfer((app, environ, transport, log))
+            // The calling thread waits for the task and touches nothing meanwhile.
+            let shared = UncheckedBox((app, environ, transport, log))
             outcome = executor.run { [validate] () async -> GatewayOutcome in
                 let (app, environ, transport, log) = shared.value
                 let record: (LogLevel, String) -> Void = { _, line in log.append(line) }
@@ -91,7 +92,7 @@ public final class TestClient<A: AsyncApplication> {
             executor.shutdown()
         }
         let response = TestResponse(outcome: outcome, head: transport.head, body: transport.body,
-                                    errors: log.lines, violations: violations.messages)
+                                    errors: log.lines, violations: violations.lines)
         remember(response.headers.filter { $0.0.lowercased() == "set-cookie" }.map(\.1))
         return response
     }
@@ -243,20 +244,9 @@ final class MemoryTransport: ResponseTransport {
     }
 }
 
-/// Lines logged during one request, in order.
+/// Lines (log lines, the validator's reports) gathered during one request,
+/// in order, on the thread that runs it.
 final class LineLog: @unchecked Sendable {
     var lines: [String] = []
     func append(_ line: String) { lines.append(line) }
-}
-
-/// Hands the request to its task; the calling thread waits for the task and
-/// touches nothing meanwhile.
-struct UncheckedTransfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-final class ViolationLog: @unchecked Sendable {
-    var messages: [String] = []
-    func append(_ message: String) { messages.append(message) }
 }

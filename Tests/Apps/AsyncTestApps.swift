@@ -28,7 +28,7 @@ struct AsyncCases: AsyncApplication {
             let inActor = await Probe().thread()
             let same = [afterSleep, inChild, inActor].allSatisfy { pthread_equal($0, first) != 0 }
             try startResponse("200 OK", [("Content-Type", "text/plain")])
-            return ["same_thread=\(same) threads=\(threadCount())\n"]
+            return ["same_thread=\(same) threads=\(procStatus("Threads:"))\n"]
         case "echo":
             var total = 0
             var sum: UInt32 = 0
@@ -74,20 +74,6 @@ struct AsyncCases: AsyncApplication {
 
 private actor Probe {
     func thread() -> pthread_t { pthread_self() }
-}
-
-/// The process's threads (/proc/self/status).
-func threadCount() -> Int {
-    guard let f = fopen("/proc/self/status", "r") else { return 0 }
-    defer { fclose(f) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, Int32(line.count), f) != nil {
-        let text = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("Threads:") {
-            return Int(text.dropFirst(8).filter { $0.isNumber }) ?? 0
-        }
-    }
-    return 0
 }
 
 @c(swgi_entry_async) public func asyncCases() -> UnsafeRawPointer { exportApplication(AsyncCases()) }

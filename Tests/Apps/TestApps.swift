@@ -288,14 +288,17 @@ func onAnotherThread(_ body: @escaping () -> Void) {
     pthread_join(thread, nil)
 }
 
-func residentKiB() -> Int {
+func residentKiB() -> Int { procStatus("VmRSS:") }
+
+/// A number from /proc/self/status (`VmRSS:` in KiB, `Threads:`), 0 if absent.
+func procStatus(_ field: String) -> Int {
     guard let f = fopen("/proc/self/status", "r") else { return 0 }
     defer { fclose(f) }
     var line = [CChar](repeating: 0, count: 256)
     while fgets(&line, Int32(line.count), f) != nil {
         let text = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("VmRSS:") {
-            return Int(text.dropFirst(6).filter { $0.isNumber }) ?? 0
+        if text.hasPrefix(field) {
+            return Int(text.dropFirst(field.utf8.count).filter { $0.isNumber }) ?? 0
         }
     }
     return 0

@@ -214,11 +214,11 @@ private final class Seen: Sendable {
         let app = AsyncApp { _, start in
             // Waits for something that cancellation does not end.
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                let box = Shared(done)
+                let box = UncheckedBox(done)
                 var thread = pthread_t()
                 let arg = Unmanaged.passRetained(Holder(box)).toOpaque()
                 pthread_create(&thread, nil, { arg in
-                    let holder = Unmanaged<Holder<Shared<CheckedContinuation<Void, Never>>>>.fromOpaque(arg!)
+                    let holder = Unmanaged<Holder<UncheckedBox<CheckedContinuation<Void, Never>>>>.fromOpaque(arg!)
                         .takeRetainedValue()
                     usleep(3_000_000)
                     holder.value.value.resume()
@@ -288,7 +288,7 @@ private final class Seen: Sendable {
         let source = Source()
         let executor = RequestExecutor()
         source.requestExecutor = executor
-        let input = Shared(RequestInput(source: source))
+        let input = UncheckedBox(RequestInput(source: source))
         let seen = Seen()
         let read = executor.run { () async -> [UInt8] in
             await Task.detached {

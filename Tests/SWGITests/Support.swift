@@ -67,7 +67,7 @@ func serveAsync(_ app: some AsyncApplication, method: String = "GET", variables:
                           errors: ErrorStream { log.append("errors: " + $0) })
     let executor = RequestExecutor()
     transport.onClientGone = { executor.cancel() }
-    let shared = Shared((app, environ, transport))
+    let shared = UncheckedBox((app, environ, transport))
     let outcome = executor.run(timeout: timeout) {
         let (app, environ, transport) = shared.value
         return await Gateway.run(async: app, environ: environ, transport: transport, name: "test") { _, line in
@@ -85,8 +85,3 @@ final class Lines: Sendable {
     func append(_ line: String) { stored.withLock { $0.append(line) } }
 }
 
-/// Values handed to a task by a test that waits for it.
-struct Shared<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

@@ -267,9 +267,9 @@ final class WriterRelay {
 
 /// Carries a value the compiler cannot prove safe across a task boundary,
 /// where the code guarantees one user at a time.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+package struct UncheckedBox<T>: @unchecked Sendable {
+    package let value: T
+    package init(_ value: T) { self.value = value }
 }
 
 /// An async application where a sync one is expected (sync middleware, a

@@ -13,13 +13,10 @@ extension Gateway {
         log: @escaping (LogLevel, String) -> Void
     ) async -> GatewayOutcome {
         let response = Response(transport: transport, name: name, environ: environ, log: log)
-        let startResponse = StartResponse { status, headers, excInfo in
-            try response.start(status, headers, excInfo)
-        }
         var body: AsyncBody?
         let outcome: GatewayOutcome
         do {
-            let returned = try await app(environ, startResponse)
+            let returned = try await app(environ, response.startResponse)
             body = returned
             try await response.drain(returned)
             try response.finish()
@@ -28,8 +25,7 @@ extension Gateway {
             outcome = response.failure(error)
         }
         body?.close()
-        response.ended = true
-        environ.errors.flush()
+        response.end()
         return outcome
     }
 }
