@@ -278,7 +278,11 @@ static const swgi_host_v1 host_callbacks = {
     host_log,
     host_send_file,
     host_environ_get,
-    host_environ_all
+    host_environ_all,
+    /* No event loop: Apache's request thread calls handle and may block. */
+    NULL,
+    NULL,
+    NULL
 };
 
 /* --- the handler -------------------------------------------------------- */

@@ -112,7 +112,9 @@ nonisolated(unsafe) let hostCallbacks: UnsafeMutablePointer<swgi_host_v1> = {
             let environ = host!.assumingMemoryBound(to: CountingHost.self).pointee.environ
             pairs!.pointee = UnsafePointer(environ.pairs)
             count!.pointee = environ.count
-        }
+        },
+        // Apache's request thread, not an event loop: handle, not handle_async.
+        schedule: nil, wait_readable: nil, wait_writable: nil
     ))
     return table
 }()

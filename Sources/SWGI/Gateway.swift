@@ -19,10 +19,23 @@ public protocol ResponseTransport: AnyObject {
     /// Sends a file region itself, if it can; returns false to have the body
     /// iterated instead. The default cannot.
     func sendFile(_ region: FileRegion) throws -> Bool
+
+    /// True for a server that queues what it is given instead of waiting
+    /// for the client (an event loop): the async gateway then awaits
+    /// ``waitWritable()`` after each chunk, so that a fast body does not
+    /// pile up in memory. False (the default): sends wait themselves.
+    var queuesOutput: Bool { get }
+
+    /// Returns when the server wants more output (what it has queued is
+    /// under its limit, or the client is gone: the next send says so).
+    /// Only called when ``queuesOutput``.
+    func waitWritable() async throws
 }
 
 extension ResponseTransport {
     public func sendFile(_ region: FileRegion) throws -> Bool { false }
+    public var queuesOutput: Bool { false }
+    public func waitWritable() async throws {}
 }
 
 /// How serving one request ended.
@@ -112,23 +125,30 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        return Writer { chunk in _ = try self.write(chunk, flush: true) }
+        let paced = transport.queuesOutput
+        return Writer({ chunk in _ = try self.write(chunk, flush: true) },
+                      paced: paced ? { try await self.transport.waitWritable() } : nil)
     }
 
     /// Sends every chunk of `body`, each before the next is asked for.
     func drain(_ body: Body) throws {
-        if let region = body.fileRegion, try sendFile(region) { return }
-        let streaming: Bool
-        if let ready = body.readyChunks {
-            knownLength = ready.reduce(0) { $0 + $1.count }
-            streaming = false
-        } else {
-            streaming = true
-        }
-        var chunks = body.makeIterator()
+        guard let (iterator, streaming) = try chunks(of: body) else { return }
+        var chunks = iterator
         while let chunk = try chunks.next() {
             guard try write(chunk, flush: streaming) else { break }
         }
+    }
+
+    /// What is left to send of `body` once a file body went as a file: its
+    /// chunks, and whether they stream (a body of ready chunks has a known
+    /// length, sent as `Content-Length`). `nil`: nothing is left.
+    func chunks(of body: Body) throws -> (Body.Iterator, streaming: Bool)? {
+        if let region = body.fileRegion, try sendFile(region) { return nil }
+        if let ready = body.readyChunks {
+            knownLength = ready.reduce(0) { $0 + $1.count }
+            return (body.makeIterator(), false)
+        }
+        return (body.makeIterator(), true)
     }
 
     /// Sends one chunk. Returns false when the declared `Content-Length` is

@@ -9,10 +9,22 @@ public protocol InputSource: AnyObject {
     /// The executor whose thread may read (see ``RequestExecutor``): async
     /// reads hop there. `nil` (the default): read on any thread.
     var requestExecutor: RequestExecutor? { get }
+
+    /// True for a server that must not block (an event loop): `read(into:)`
+    /// throws an ``SWGIError`` with code `.wouldBlock` instead of waiting,
+    /// and async reads await ``waitReadable()`` before each read. False
+    /// (the default): reads wait for the bytes.
+    var readsWithoutWaiting: Bool { get }
+
+    /// Returns when `read(into:)` would return at once (bytes, the end of
+    /// the body, or a failure). Only called when ``readsWithoutWaiting``.
+    func waitReadable() async throws
 }
 
 extension InputSource {
     public var requestExecutor: RequestExecutor? { nil }
+    public var readsWithoutWaiting: Bool { false }
+    public func waitReadable() async throws {}
 }
 
 /// `swgi.input`: the request body, streamed from the client as it is read.
@@ -170,12 +182,31 @@ public final class RequestInput: Sequence {
 
     /// ``read(_:)``, awaited.
     public func read(_ count: Int? = nil) async throws -> [UInt8] {
-        try await RequestExecutor.onRequestThread(source.requestExecutor) { try readBytes(count) }
+        let want = count ?? Int.max
+        try await bufferWithoutWaiting { [self] in buffer.count - start >= want }
+        return try await RequestExecutor.onRequestThread(source.requestExecutor) { try readBytes(count) }
     }
 
     /// ``readLine(limit:)``, awaited.
     public func readLine(limit: Int? = nil) async throws -> [UInt8]? {
-        try await RequestExecutor.onRequestThread(source.requestExecutor) { try readLineBytes(limit: limit) }
+        let cap = limit ?? Int.max
+        try await bufferWithoutWaiting { [self] in
+            let window = Swift.min(buffer.count - start, cap)
+            return window == cap || buffer[start..<(start + window)].contains(UInt8(ascii: "\n"))
+        }
+        return try await RequestExecutor.onRequestThread(source.requestExecutor) { try readLineBytes(limit: limit) }
+    }
+
+    /// From a source that must not block: buffers what arrives, awaiting
+    /// each block, until `enough` (or the end, or a failure), so that the
+    /// sync read that follows is served without waiting.
+    private func bufferWithoutWaiting(until enough: () -> Bool) async throws {
+        guard source.readsWithoutWaiting else { return }
+        while error == nil, !atEnd, !enough() {
+            try Task.checkCancellation()
+            try await source.waitReadable()
+            _ = try await RequestExecutor.onRequestThread(source.requestExecutor) { try fill(max: Self.blockSize) }
+        }
     }
 
     /// ``readLines()``, awaited.

@@ -26,6 +26,10 @@ public struct SWGIError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let tooLarge = Code(name: "tooLarge")
         /// The body was shorter than the `Content-Length` the application declared.
         public static let contentLengthMismatch = Code(name: "contentLengthMismatch")
+        /// A blocking read of `swgi.input` where the server cannot wait: an
+        /// async application served on an event loop (swgi-serve) reads
+        /// with `await` (`try await environ.input.read()`).
+        public static let wouldBlock = Code(name: "wouldBlock")
     }
 
     public let code: Code

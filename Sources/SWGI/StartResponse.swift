@@ -38,9 +38,16 @@ public struct Writer {
     /// Where awaited writes are made: the request's executor when the writer
     /// was made on its thread (as `startResponse` is called).
     private let executor: RequestExecutor?
+    /// Awaited after an awaited write, when the server queues output.
+    private let paced: (() async throws -> Void)?
 
     public init(_ function: @escaping (Chunk) throws -> Void) {
+        self.init(function, paced: nil)
+    }
+
+    init(_ function: @escaping (Chunk) throws -> Void, paced: (() async throws -> Void)?) {
         self.function = function
+        self.paced = paced
         executor = RequestExecutor.current
     }
 
@@ -50,9 +57,12 @@ public struct Writer {
 
     /// The same write, awaited by an async application: made on the
     /// request's thread (see ``RequestExecutor``); throws
-    /// `CancellationError` once the request's task is cancelled.
+    /// `CancellationError` once the request's task is cancelled. On a
+    /// server that queues output (an event loop) it returns once the server
+    /// wants more.
     public func callAsFunction(_ chunk: Chunk) async throws {
         try await RequestExecutor.onRequestThread(executor) { try function(chunk) }
+        try await paced?()
     }
 }
 

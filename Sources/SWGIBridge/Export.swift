@@ -31,8 +31,12 @@ public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
 /// @c(swgi_entry_application)
 /// public func entry() -> UnsafeRawPointer { exportApplication(Slow()) }
 /// ```
+///
+/// A host that runs an event loop (swgi-serve) calls `handle_async`
+/// instead: the task then runs on that loop, and nothing blocks.
 public func exportApplication<A: AsyncApplication>(_ app: A) -> UnsafeRawPointer {
-    makeTable(ApplicationBox { request in serveAsync(app, request) })
+    makeTable(ApplicationBox(serve: { request in serveAsync(app, request) },
+                             serveOnLoop: { request, done in serveOnEventLoop(app, request, done) }))
 }
 
 private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
@@ -45,7 +49,8 @@ private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
         swgi_version: libraryVersionCString,
         context: box.toOpaque(),
         handle: handleRequest,
-        flags: SWGI_APP_LAZY_ENVIRON
+        flags: SWGI_APP_LAZY_ENVIRON,
+        handle_async: application.serveOnLoop == nil ? nil : handleRequestOnLoop
     ))
     return UnsafeRawPointer(table)
 }
@@ -53,11 +58,18 @@ private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
 /// The application, typed away behind the one closure the C entry calls.
 final class ApplicationBox: Sendable {
     let serve: @Sendable (UnsafePointer<swgi_request_v1>) -> Int32
+    /// handle_async, for an async application.
+    let serveOnLoop: (@Sendable (UnsafePointer<swgi_request_v1>, DoneFunction) -> Int32)?
 
-    init(serve: @escaping @Sendable (UnsafePointer<swgi_request_v1>) -> Int32) {
+    init(serve: @escaping @Sendable (UnsafePointer<swgi_request_v1>) -> Int32,
+         serveOnLoop: (@Sendable (UnsafePointer<swgi_request_v1>, DoneFunction) -> Int32)? = nil) {
         self.serve = serve
+        self.serveOnLoop = serveOnLoop
     }
 }
+
+/// The host's `done` of handle_async.
+typealias DoneFunction = @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void
 
 /// `swgi_app_v1.handle`: `context` is the box passed retained by
 /// exportApplication, borrowed here (never released).
@@ -65,6 +77,16 @@ private let handleRequest: @convention(c) (UnsafeMutableRawPointer?, UnsafePoint
     context, request in
     guard let context, let request else { return 500 }
     return Unmanaged<ApplicationBox>.fromOpaque(context).takeUnretainedValue().serve(request)
+}
+
+/// `swgi_app_v1.handle_async`, for an async application's box.
+private let handleRequestOnLoop: @convention(c) (
+    UnsafeMutableRawPointer?, UnsafePointer<swgi_request_v1>?, DoneFunction?
+) -> Int32 = { context, request, done in
+    guard let context, let request, let done,
+          let serve = Unmanaged<ApplicationBox>.fromOpaque(context).takeUnretainedValue().serveOnLoop
+    else { return 500 }
+    return serve(request, done)
 }
 
 // Written once, never mutated or freed: safe to share across threads.
@@ -118,6 +140,34 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     guard let outcome else { return 504 }
     if executor.timedOut, case .failed = outcome { return 504 }
     return handleResult(outcome)
+}
+
+/// Serves one request to an async application on the host's event loop
+/// (handle_async): the task's jobs go to the host's `schedule`, its reads
+/// and writes await the host's readiness instead of blocking, and `done`
+/// tells the host how it ended. Returns at once.
+func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>,
+                                           _ done: DoneFunction) -> Int32 {
+    let req = request.pointee
+    guard let callbacks = req.callbacks, HostConnection.servesOnEventLoop(callbacks) else { return 500 }
+    let host = HostConnection(host: req.host, callbacks: callbacks, onEventLoop: true)
+    let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
+    host.requestExecutor = executor
+    let shared = SharedRequest(requestEnviron(req, host))
+    // The host's pointer and its done: plain C values, used once, at the end.
+    let ending = UncheckedBox((done, req.host))
+    executor.start {
+        let (environ, name) = (shared.environ, shared.name)
+        let outcome = environ["SWGI_VALIDATE"] == "1"
+            ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+            : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+        endRequest(&shared.environ, host)
+        // Nothing more goes to the host's loop: what the task leaves behind
+        // (a task of its own) runs on the global executor.
+        executor.shutdown()
+        ending.value.0(ending.value.1, handleResult(outcome))
+    }
+    return SWGI_OK
 }
 
 /// The request's environ over the host's variables, and the application's

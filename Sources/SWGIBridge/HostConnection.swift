@@ -21,10 +21,14 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     /// (once) when the client turns out to be gone.
     var requestExecutor: RequestExecutor?
     private var taskCancelled = false
+    /// A host that serves on an event loop (handle_async): its reads and
+    /// writes never wait; the task awaits its wait_readable/wait_writable.
+    let onEventLoop: Bool
 
-    init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>) {
+    init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>, onEventLoop: Bool = false) {
         self.host = host
         self.callbacks = callbacks
+        self.onEventLoop = onEventLoop
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
     }
@@ -58,8 +62,18 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
 
     /// Whether the host computes environ variables when asked.
     var hasEnvironCallbacks: Bool {
-        Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size
-            && callbacks.pointee.environ_get != nil && callbacks.pointee.environ_all != nil
+        Self.has(callbacks, \.environ_all) && callbacks.pointee.environ_get != nil && callbacks.pointee.environ_all != nil
+    }
+
+    /// Whether the host's table (built at its `size`) reaches `field`.
+    static func has<F>(_ callbacks: UnsafePointer<swgi_host_v1>, _ field: KeyPath<swgi_host_v1, F>) -> Bool {
+        Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.offset(of: field)! + MemoryLayout<F>.size
+    }
+
+    /// Whether the host offers what handle_async needs.
+    static func servesOnEventLoop(_ callbacks: UnsafePointer<swgi_host_v1>) -> Bool {
+        has(callbacks, \.wait_writable) && callbacks.pointee.schedule != nil
+            && callbacks.pointee.wait_readable != nil && callbacks.pointee.wait_writable != nil
     }
 
     /// One environ variable from the host (the caller holds the lock, and
@@ -88,6 +102,9 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         let n = locked {
             callbacks.pointee.read(host, base.assumingMemoryBound(to: CChar.self), buffer.count)
         } ?? -1
+        if n == Int64(SWGI_EAGAIN) {
+            throw SWGIError(.wouldBlock, "swgi.input was read without await, before the bytes arrived, on a server that runs async applications on its event loop (where a read cannot wait): read with `try await environ.input.read()`")
+        }
         if n < 0 {
             cancelTask(because: "the request body could not be read")
             throw SWGIError(.inputFailed, "the request body could not be read (the server's log says why)")
@@ -154,8 +171,7 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
 
     func sendFile(_ region: FileRegion) throws -> Bool {
         // A host built before send_file existed: the body is iterated instead.
-        guard Int(callbacks.pointee.size) >= MemoryLayout<swgi_host_v1>.size,
-              let sendFile = callbacks.pointee.send_file else { return false }
+        guard Self.has(callbacks, \.send_file), let sendFile = callbacks.pointee.send_file else { return false }
         var path = region.path
         let rc = path.withUTF8 { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { p in
@@ -182,6 +198,40 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         }
     }
 
+    // MARK: a host on an event loop
+
+    var readsWithoutWaiting: Bool { onEventLoop }
+    var queuesOutput: Bool { onEventLoop }
+
+    func waitReadable() async throws {
+        await wait(callbacks.pointee.wait_readable)
+    }
+
+    func waitWritable() async throws {
+        await wait(callbacks.pointee.wait_writable)
+    }
+
+    /// Suspends until the host calls back through `waitFunction` (at once
+    /// when it says it is ready, or the request is over).
+    private func wait(_ waitFunction: WaitFunction?) async {
+        guard let waitFunction else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waker = Unmanaged.passRetained(Waker(continuation))
+            let pending = locked { waitFunction(host, wakeTrampoline, waker.toOpaque()) == 0 } ?? false
+            if !pending {
+                waker.release()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Hands one job of the request's task to the host's event loop (the
+    /// executor calls this under its lock, until the request is over).
+    func schedule(_ job: UnownedJob, on executor: RequestExecutor) {
+        let box = Unmanaged.passRetained(ScheduledJob(job, executor)).toOpaque()
+        callbacks.pointee.schedule(host, jobTrampoline, box)
+    }
+
     /// Cancels the task of an async request (once), saying why in the log.
     private func cancelTask(because reason: String) {
         let executor: RequestExecutor? = withLock { _ in
@@ -203,4 +253,35 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         default: throw SWGIError(.responseNotStarted, "the server refused the response (code \(rc))")
         }
     }
+}
+
+typealias WaitFunction = @convention(c) (
+    UnsafeMutableRawPointer?, (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, UnsafeMutableRawPointer?
+) -> Int32
+
+/// A task waiting for the host: resumed once, by the host's wake call.
+private final class Waker {
+    let continuation: CheckedContinuation<Void, Never>
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+}
+
+private let wakeTrampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    guard let arg else { return }
+    Unmanaged<Waker>.fromOpaque(arg).takeRetainedValue().continuation.resume()
+}
+
+/// A job on its way to the host's event loop.
+private final class ScheduledJob {
+    let job: UnownedJob
+    let executor: RequestExecutor
+    init(_ job: UnownedJob, _ executor: RequestExecutor) {
+        self.job = job
+        self.executor = executor
+    }
+}
+
+private let jobTrampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    guard let arg else { return }
+    let scheduled = Unmanaged<ScheduledJob>.fromOpaque(arg).takeRetainedValue()
+    scheduled.executor.runJob(scheduled.job)
 }

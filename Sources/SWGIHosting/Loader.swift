@@ -12,6 +12,14 @@ public struct LoadedApplication: @unchecked Sendable {
     public let table: UnsafePointer<swgi_app_v1>
     public let path: String
     public let entry: String
+
+    /// The application's handle_async, when its table has one (an async
+    /// application, which a host on an event loop runs without blocking).
+    public var handleAsync: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<swgi_request_v1>?,
+                                              (@convention(c) (UnsafeMutableRawPointer?, Int32) -> Void)?) -> Int32)? {
+        let end = MemoryLayout<swgi_app_v1>.offset(of: \swgi_app_v1.handle_async)! + MemoryLayout<UnsafeRawPointer>.size
+        return Int(table.pointee.size) >= end ? table.pointee.handle_async : nil
+    }
 }
 
 public struct LoadError: Error, CustomStringConvertible {

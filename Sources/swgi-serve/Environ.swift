@@ -86,7 +86,7 @@ func cgiVariables(_ head: HTTPRequestHead, local: SocketAddress?, remote: Socket
     }
     vars += [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", "swgi-serve/0.1.0"),
+        ("SERVER_SOFTWARE", "swgi-serve/0.4.0"),
         ("SERVER_PROTOCOL", "HTTP/\(head.version.major).\(head.version.minor)"),
         ("SERVER_NAME", serverName),
         ("SERVER_PORT", serverPort),
@@ -155,23 +155,3 @@ private func normalize(_ path: [UInt8]) throws -> [UInt8] {
 }
 
 /// The variables as the ABI's pairs, all strings in one buffer, valid during `body`.
-func withPairs<R>(_ vars: [(String, [UInt8])], _ body: (UnsafePointer<swgi_pair>, Int) -> R) -> R {
-    var storage: [UInt8] = []
-    var spans: [(Range<Int>, Range<Int>)] = []
-    for (name, value) in vars {
-        let n = storage.count
-        storage += name.utf8
-        let v = storage.count
-        storage += value
-        spans.append((n..<v, v..<storage.count))
-    }
-    storage.append(0)
-    return storage.withUnsafeBytes { raw in
-        let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-        let pairs = spans.map { name, value in
-            swgi_pair(name: swgi_bytes(data: base + name.lowerBound, len: name.count),
-                        value: swgi_bytes(data: base + value.lowerBound, len: value.count))
-        }
-        return pairs.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
-    }
-}

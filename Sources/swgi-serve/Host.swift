@@ -3,44 +3,64 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// One request, as the application's thread sees it: the body arriving from
+/// One request, as the application side sees it: the body arriving from
 /// the event loop, the response going back to it. The `host` pointer of the
 /// ABI's callbacks.
+///
+/// Two ways to serve: a sync application runs on a pool thread, whose reads
+/// and writes wait (`onLoop` false); an async one runs on the channel's
+/// event loop through handle_async (`onLoop` true), where nothing waits: a
+/// read with nothing to give returns SWGI_EAGAIN, writes are queued, and the
+/// task awaits wait_readable/wait_writable, which wake it from the loop.
 final class RequestContext: @unchecked Sendable {
     let channel: any Channel
     let version: HTTPVersion
     let isHead: Bool
     let keepAlive: Bool
+    let onLoop: Bool
     /// The client's address, as it was when the request arrived.
     let remote: String
     let log: @Sendable (String) -> Void
+    /// The environ as the ABI passes it, alive as long as the request.
+    var environ: EnvironPairs?
+    /// The request line, for the access log line.
+    var request = ""
 
-    // The request body: filled on the event loop, drained on the app's thread.
+    // The request body: filled on the event loop, drained by the application.
     private let input = ConditionLock(value: 0)  // 1: something to read (bytes, end, or failure)
     private var chunks: [ByteBuffer] = []
     private var buffered = 0
     private var ended = false
     private var failed = false
     private var paused = false
+    private var readWaker: Waker?
     static let highWater = 1 << 20
     static let lowWater = 256 << 10
 
-    // The response: only the app's thread touches these.
+    // The response: the application's calls, one at a time (SWGIBridge
+    // serializes them), and the loop's events (under `output`).
     var head: HTTPResponseHead?
     var headSent = false
     var status = 0
     var bytesSent = 0
-    var clientGone = false
+    private let output = NIOLock()
+    private var gone = false
+    private var writeWaker: Waker?
+    /// The last queued write (on the loop): the connection closes after it.
+    private var lastWrite: EventLoopFuture<Void>?
 
-    init(channel: any Channel, version: HTTPVersion, isHead: Bool, keepAlive: Bool, remote: String,
+    init(channel: any Channel, version: HTTPVersion, isHead: Bool, keepAlive: Bool, onLoop: Bool, remote: String,
          log: @escaping @Sendable (String) -> Void) {
         self.channel = channel
         self.remote = remote
         self.version = version
         self.isHead = isHead
         self.keepAlive = keepAlive
+        self.onLoop = onLoop
         self.log = log
     }
+
+    var clientGone: Bool { output.withLock { gone } }
 
     // MARK: the event loop's side
 
@@ -52,23 +72,50 @@ final class RequestContext: @unchecked Sendable {
             paused = true
             channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         }
+        let waker = readWaker
+        readWaker = nil
         input.unlock(withValue: 1)
+        waker?.wake()
     }
 
     func endInput(failed: Bool = false) {
         input.lock()
         ended = true
         self.failed = self.failed || failed
+        let waker = readWaker
+        readWaker = nil
         input.unlock(withValue: 1)
+        waker?.wake()
+    }
+
+    /// The channel can take more output, or is gone.
+    func writabilityChanged() {
+        let waker: Waker? = output.withLock {
+            guard channel.isWritable || gone else { return nil }
+            defer { writeWaker = nil }
+            return writeWaker
+        }
+        waker?.wake()
+    }
+
+    /// The client is gone: a waiting task learns it from its next call.
+    func markGone() {
+        output.withLock { gone = true }
+        writabilityChanged()
+        endInput(failed: true)
     }
 
     // MARK: the application's side
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int64 {
-        input.lock(whenValue: 1)
+        if onLoop {
+            input.lock()
+        } else {
+            input.lock(whenValue: 1)
+        }
         if chunks.isEmpty {
-            let result: Int64 = failed ? -1 : 0
-            input.unlock(withValue: 1)
+            let result: Int64 = ended ? (failed ? -1 : 0) : Int64(SWGI_EAGAIN)
+            input.unlock(withValue: ended ? 1 : 0)
             return result
         }
         var first = chunks.removeFirst()
@@ -89,14 +136,43 @@ final class RequestContext: @unchecked Sendable {
         return Int64(n)
     }
 
-    /// Writes and waits until NIO has written it: flushed, as PEP 3333 asks.
+    /// wait_readable: 1 when a read would return at once, else 0 and `waker` later.
+    func waitReadable(_ waker: Waker) -> Int32 {
+        input.lock()
+        defer { input.unlock() }
+        if !chunks.isEmpty || ended { return 1 }
+        readWaker = waker
+        return 0
+    }
+
+    /// wait_writable: 1 when the channel takes more (or is gone), else 0 and `waker` later.
+    func waitWritable(_ waker: Waker) -> Int32 {
+        output.withLock {
+            if gone || channel.isWritable { return 1 }
+            writeWaker = waker
+            return 0
+        }
+    }
+
+    /// Sends one part: on a pool thread, waits until NIO has written it
+    /// (flushed, as PEP 3333 asks); on the loop, queues it.
     func send(_ part: HTTPServerResponsePart) -> Bool {
         if clientGone { return false }
+        if onLoop {
+            guard channel.isActive else {
+                markGone()
+                return false
+            }
+            let written = channel.writeAndFlush(part)
+            written.whenFailure { [self] _ in markGone() }
+            lastWrite = written
+            return true
+        }
         do {
             try channel.writeAndFlush(part).wait()
             return true
         } catch {
-            clientGone = true
+            output.withLock { gone = true }
             return false
         }
     }
@@ -105,6 +181,55 @@ final class RequestContext: @unchecked Sendable {
         guard !headSent, let head else { return !clientGone }
         headSent = true
         return send(.head(head))
+    }
+
+    /// Closes the connection once what was queued has been written.
+    func close() {
+        let channel = self.channel
+        if let lastWrite {
+            lastWrite.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// A task's wait, as the ABI gives it: called once, on the loop.
+struct Waker: @unchecked Sendable {
+    let function: @convention(c) (UnsafeMutableRawPointer?) -> Void
+    let argument: UnsafeMutableRawPointer?
+
+    func wake() {
+        function(argument)
+    }
+}
+
+/// The environ's pairs for the ABI, in memory of their own for as long as
+/// the request lasts.
+final class EnvironPairs {
+    let pairs: UnsafeMutableBufferPointer<swgi_pair>
+    private let bytes: UnsafeMutableRawBufferPointer
+
+    init(_ vars: [(String, [UInt8])]) {
+        let size = vars.reduce(0) { $0 + $1.0.utf8.count + $1.1.count }
+        bytes = .allocate(byteCount: max(size, 1), alignment: 1)
+        pairs = .allocate(capacity: vars.count)
+        var used = 0
+        for (i, (name, value)) in vars.enumerated() {
+            let start = bytes.baseAddress!.assumingMemoryBound(to: CChar.self)
+            let n = name.utf8.count
+            UnsafeMutableRawBufferPointer(rebasing: bytes[used..<(used + n)]).copyBytes(from: name.utf8)
+            let nameBytes = swgi_bytes(data: start + used, len: n)
+            used += n
+            UnsafeMutableRawBufferPointer(rebasing: bytes[used..<(used + value.count)]).copyBytes(from: value)
+            pairs[i] = swgi_pair(name: nameBytes, value: swgi_bytes(data: start + used, len: value.count))
+            used += value.count
+        }
+    }
+
+    deinit {
+        bytes.deallocate()
+        pairs.deallocate()
     }
 }
 
@@ -147,6 +272,27 @@ private let hostWrite: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<C
     return SWGI_OK
 }
 
+/// wait_readable / wait_writable: through the request's context.
+private let hostWaitReadable: @convention(c) (UnsafeMutableRawPointer?, (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+                                              UnsafeMutableRawPointer?) -> Int32 = { host, wake, arg in
+    guard let ctx = context(host), let wake else { return 1 }
+    return ctx.waitReadable(Waker(function: wake, argument: arg))
+}
+
+private let hostWaitWritable: @convention(c) (UnsafeMutableRawPointer?, (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+                                              UnsafeMutableRawPointer?) -> Int32 = { host, wake, arg in
+    guard let ctx = context(host), let wake else { return 1 }
+    return ctx.waitWritable(Waker(function: wake, argument: arg))
+}
+
+/// schedule: the job runs on the channel's event loop.
+private let hostSchedule: @convention(c) (UnsafeMutableRawPointer?, (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+                                          UnsafeMutableRawPointer?) -> Void = { host, job, arg in
+    guard let ctx = context(host), let job else { return }
+    let call = Waker(function: job, argument: arg)
+    ctx.channel.eventLoop.execute { call.wake() }
+}
+
 private let hostLog: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, Int) -> Void = {
     host, level, message, len in
     guard let ctx = context(host), let message else { return }
@@ -159,12 +305,23 @@ private func string(_ bytes: swgi_bytes) -> String {
     return String(decoding: UnsafeRawBufferPointer(start: data, count: bytes.len), as: UTF8.self)
 }
 
-/// The callback table. It ends before `send_file`: swgi-serve lets the
-/// application send file bodies through `write`.
+/// The callback tables: for a pool thread, one that ends before `send_file`
+/// (swgi-serve lets the application send file bodies through `write`); for
+/// the event loop, the whole table, with no send_file or environ callbacks.
 nonisolated(unsafe) let hostTable: UnsafeMutablePointer<swgi_host_v1> = {
     let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
     table.initialize(to: swgi_host_v1(size: 0, read: hostRead, start_response: hostStartResponse,
-                                      write: hostWrite, log: hostLog, send_file: nil, environ_get: nil, environ_all: nil))
+                                      write: hostWrite, log: hostLog, send_file: nil, environ_get: nil, environ_all: nil,
+                                      schedule: nil, wait_readable: nil, wait_writable: nil))
     table.pointee.size = UInt32(MemoryLayout<swgi_host_v1>.offset(of: \swgi_host_v1.send_file) ?? 0)
+    return table
+}()
+
+nonisolated(unsafe) let loopHostTable: UnsafeMutablePointer<swgi_host_v1> = {
+    let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
+    table.initialize(to: swgi_host_v1(size: UInt32(MemoryLayout<swgi_host_v1>.size), read: hostRead,
+                                      start_response: hostStartResponse, write: hostWrite, log: hostLog,
+                                      send_file: nil, environ_get: nil, environ_all: nil, schedule: hostSchedule,
+                                      wait_readable: hostWaitReadable, wait_writable: hostWaitWritable))
     return table
 }()

@@ -8,9 +8,11 @@ import NIOPosix
 import Glibc
 #endif
 
-/// The HTTP side: each request's application call runs on a thread of the
-/// pool (applications block), the body and the response cross to the event
-/// loop through the RequestContext.
+/// The HTTP side. A sync application's call runs on a thread of the pool
+/// (sync applications block); an async application runs on the channel's
+/// event loop through handle_async, with no thread hop and no thread held
+/// while it awaits. The body and the response cross through the
+/// RequestContext.
 final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -19,6 +21,18 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
     let config: ServeConfig
     let pool: NIOThreadPool
     private var current: RequestContext?
+    /// The channel's latest request, whose response may still be going out
+    /// after its body ended: told when the channel's writability changes
+    /// and when the client goes away.
+    private var running: RequestContext?
+    /// An async request waiting for its body before it starts (see `channelRead`).
+    private var waiting: (RequestContext, String)?
+
+    /// An async application starts once a body of up to this many bytes
+    /// (by its Content-Length) has arrived whole: then a sync read of
+    /// `swgi.input` (a form) cannot find the loop waiting. Larger bodies
+    /// stream, read with `await`.
+    static let wholeBodyLimit = 1 << 20
 
     init(app: LoadedApplication, config: ServeConfig, pool: NIOThreadPool) {
         self.app = app
@@ -33,42 +47,68 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             let request = "\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)"
             let remote = channel.remoteAddress?.ipAddress ?? "-"
             let ctx = RequestContext(channel: channel, version: head.version, isHead: head.method == .HEAD,
-                                     keepAlive: head.isKeepAlive, remote: remote, log: { line in
-                                         printError("\(remote) \"\(request)\" \(line)")
-                                     })
+                                     keepAlive: head.isKeepAlive, onLoop: app.handleAsync != nil, remote: remote,
+                                     log: { line in printError("\(remote) \"\(request)\" \(line)") })
             current = ctx
+            running = ctx
             let vars: [(String, [UInt8])]
             do {
                 vars = try cgiVariables(head, local: channel.localAddress, remote: channel.remoteAddress, config: config)
             } catch RequestRejection.status(let code, let reason) {
                 ctx.endInput()
-                pool.submit { _ in self.reject(ctx, code, reason, request) }
+                if ctx.onLoop {
+                    Self.reject(ctx, code, reason, request)
+                } else {
+                    pool.submit { _ in Self.reject(ctx, code, reason, request) }
+                }
                 return
             } catch {
                 return
             }
-            let app = self.app
-            pool.submit { _ in Self.serve(app, ctx, vars, request) }
+            ctx.environ = EnvironPairs(vars)
+            if !ctx.onLoop {
+                let app = self.app
+                pool.submit { _ in Self.serve(app, ctx, request) }
+            } else if let length = head.headers.first(name: "Content-Length").flatMap({ Int($0) }),
+                      length > 0, length <= Self.wholeBodyLimit {
+                waiting = (ctx, request)
+            } else {
+                Self.start(app, ctx, request)
+            }
         case .body(let buffer):
             current?.append(buffer)
         case .end:
             current?.endInput()
             current = nil
+            if let (ctx, request) = waiting {
+                waiting = nil
+                Self.start(app, ctx, request)
+            }
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        current?.writabilityChanged()
+        running?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        current?.endInput(failed: true)
+        current?.markGone()
+        running?.markGone()
         current = nil
+        running = nil
+        waiting = nil
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        current?.endInput(failed: true)
+        current?.markGone()
+        running?.markGone()
         context.close(promise: nil)
     }
 
-    private func reject(_ ctx: RequestContext, _ code: Int, _ reason: String, _ request: String) {
+    private static func reject(_ ctx: RequestContext, _ code: Int, _ reason: String, _ request: String) {
         var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Content-Length", String(reason.utf8.count + 1))])
         if !ctx.keepAlive { headers.add(name: "Connection", value: "close") }
         ctx.head = HTTPResponseHead(version: ctx.version, status: .custom(code: UInt(code), reasonPhrase: reason), headers: headers)
@@ -76,20 +116,42 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
         if !ctx.isHead {
             _ = ctx.send(.body(.byteBuffer(ctx.channel.allocator.buffer(string: reason + "\n"))))
         }
-        Self.finish(ctx, complete: true)
+        finish(ctx, complete: true)
         printError("\(ctx.remote) \"\(request)\" \(code)")
     }
 
-    /// Runs the application for one request, on a pool thread.
-    static func serve(_ app: LoadedApplication, _ ctx: RequestContext, _ vars: [(String, [UInt8])], _ request: String) {
-        let rc: Int32 = withPairs(vars) { pairs, count in
-            var req = swgi_request_v1(size: UInt32(MemoryLayout<swgi_request_v1>.size),
-                                      flags: SWGI_FLAG_MULTITHREAD,
-                                      host: Unmanaged.passUnretained(ctx).toOpaque(),
-                                      callbacks: UnsafePointer(hostTable),
-                                      environ: pairs, environ_count: count, timeout_usec: 0)
-            return app.table.pointee.handle(app.table.pointee.context, &req)
+    /// The ABI's request for `ctx`.
+    private static func swgiRequest(_ ctx: RequestContext, _ host: UnsafeMutableRawPointer,
+                                    _ callbacks: UnsafeMutablePointer<swgi_host_v1>) -> swgi_request_v1 {
+        let pairs = ctx.environ!.pairs
+        return swgi_request_v1(size: UInt32(MemoryLayout<swgi_request_v1>.size), flags: SWGI_FLAG_MULTITHREAD,
+                               host: host, callbacks: UnsafePointer(callbacks),
+                               environ: UnsafePointer(pairs.baseAddress), environ_count: pairs.count, timeout_usec: 0)
+    }
+
+    /// Runs a sync application for one request, on a pool thread.
+    static func serve(_ app: LoadedApplication, _ ctx: RequestContext, _ request: String) {
+        var req = swgiRequest(ctx, Unmanaged.passUnretained(ctx).toOpaque(), hostTable)
+        let rc = app.table.pointee.handle(app.table.pointee.context, &req)
+        complete(ctx, rc, request)
+    }
+
+    /// Starts an async application on the channel's event loop (this
+    /// thread): it returns at once, and its `done` completes the response.
+    static func start(_ app: LoadedApplication, _ ctx: RequestContext, _ request: String) {
+        let host = Unmanaged.passRetained(ctx).toOpaque()  // released by done
+        var req = swgiRequest(ctx, host, loopHostTable)
+        ctx.request = request
+        let rc = app.handleAsync!(app.table.pointee.context, &req, requestDone)
+        if rc != SWGI_OK {
+            Unmanaged<RequestContext>.fromOpaque(host).release()
+            complete(ctx, rc, request)
         }
+    }
+
+    /// Ends the response as the application's result says (on the thread
+    /// that ran it: a pool thread, or the loop).
+    static func complete(_ ctx: RequestContext, _ rc: Int32, _ request: String) {
         if rc == SWGI_DONE && ctx.head != nil {
             _ = ctx.sendHeadIfNeeded()
             finish(ctx, complete: true)
@@ -116,9 +178,16 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             _ = ctx.send(.end(nil))
         }
         if !complete || close || !ctx.keepAlive || ctx.clientGone {
-            ctx.channel.close(promise: nil)
+            ctx.close()
         }
     }
+}
+
+/// handle_async's done: on the loop, from the application's last job.
+private let requestDone: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void = { host, rc in
+    guard let host else { return }
+    let ctx = Unmanaged<RequestContext>.fromOpaque(host).takeRetainedValue()
+    SWGIHandler.complete(ctx, rc, ctx.request)
 }
 
 /// One line to standard error (fd 2: no shared FILE*).

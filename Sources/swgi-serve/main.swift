@@ -20,7 +20,9 @@ let usage = """
       --port PORT              port (default 8000; 0 picks a free one)
       --mount /PREFIX          URL path the application is mounted at (SCRIPT_NAME)
       --entry NAME             entry point swgi_entry_NAME (default application)
-      --threads N              requests served at once (default 16)
+      --threads N              a sync application's requests served at once
+                               (default 16); an async application runs on
+                               the event loops (one per core) instead
       --pass-authorization     pass the Authorization header (HTTP_AUTHORIZATION)
       --setenv NAME VALUE      add a variable to every environ (like SetEnv)
       --help                   this text
@@ -78,8 +80,12 @@ do {
     fail("\(error)")
 }
 
+// Sync applications block: each request holds a thread of the pool. An
+// async one runs on the event loops and needs none.
 let pool = NIOThreadPool(numberOfThreads: config.threads)
-pool.start()
+if app.handleAsync == nil {
+    pool.start()
+}
 let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 let settings = config
 let bootstrap = ServerBootstrap(group: group)

@@ -14,7 +14,11 @@ import Glibc
 /// - `throw-before`: throws before starting the response;
 /// - `throw-body`: sends one chunk, then its async body throws;
 /// - `hang`: awaits for an hour without producing anything (Timeout);
-/// - `sleep`: `?ms=` of sleep, then a short answer (load tests).
+/// - `sleep`: `?ms=` of sleep, then a short answer (load tests);
+/// - `flood`: `?mb=` MiB in 64 KiB chunks from an async producer, as fast
+///   as the server takes them (the server must pace it, not queue it all);
+/// - `form`: a sync `environ.form()` read inside the async app, answering
+///   the fields it found.
 struct AsyncCases: AsyncApplication {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) async throws -> AsyncBody {
         let query = environ.query
@@ -65,6 +69,21 @@ struct AsyncCases: AsyncApplication {
             try await Task.sleep(for: .milliseconds(ms))
             try startResponse("200 OK", [("Content-Type", "text/plain")])
             return ["slept \(ms) ms\n"]
+        case "flood":
+            let chunks = min(Int(query["mb"] ?? "") ?? 1, 1024) * 16
+            let block = Chunk([UInt8](repeating: UInt8(ascii: "f"), count: 64 * 1024))
+            var sent = 0
+            try startResponse("200 OK", [("Content-Type", "application/octet-stream"),
+                                         ("Content-Length", String(chunks * 64 * 1024))])
+            return AsyncBody(next: {
+                guard sent < chunks else { return nil }
+                sent += 1
+                return block
+            })
+        case "form":
+            let form = try environ.form()
+            try startResponse("200 OK", [("Content-Type", "text/plain")])
+            return [Chunk(form.pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "&") + "\n")]
         default:
             try startResponse("404 Not Found", [("Content-Type", "text/plain")])
             return ["unknown case\n"]

@@ -3,7 +3,10 @@ the same environ, and the same responses, for the same requests."""
 import http.client
 import json
 import os
+import socket
 import subprocess
+import tempfile
+import threading
 import time
 
 import pytest
@@ -21,19 +24,32 @@ SHARED = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT
 class SwgiServe:
     """A running swgi-serve; stopped with stop()."""
 
-    def __init__(self, binary, library, mount="", env=(), entry="application"):
+    def __init__(self, binary, library, mount="", env=(), entry="application", options=()):
         self.port = free_port()
-        args = [binary, "--port", str(self.port), "--mount", mount, "--entry", entry]
+        args = [binary, "--port", str(self.port), "--mount", mount, "--entry", entry, *options]
         for name, value in env:
             args += ["--setenv", name, value]
-        self.process = subprocess.Popen(args + [library], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The log goes to a file, so that a test can read it while the server runs.
+        self.log_file = tempfile.NamedTemporaryFile(prefix="swgi-serve-", suffix=".log")
+        self.process = subprocess.Popen(args + [library], stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         line = self.process.stdout.readline()
-        assert line.startswith("Serving "), line + self.process.stderr.read()
+        assert line.startswith("Serving "), line + self.log()
+
+    def log(self):
+        with open(self.log_file.name, errors="replace") as f:
+            return f.read()
+
+    def status(self, field):
+        """A number from /proc/PID/status (VmRSS in KiB, Threads)."""
+        with open("/proc/%d/status" % self.process.pid) as f:
+            return [int(l.split()[1]) for l in f if l.startswith(field + ":")][0]
 
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=10)
-        return self.process.stderr.read()
+        log = self.log()
+        self.log_file.close()
+        return log
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +203,131 @@ def test_bad_library_is_a_clear_error(serve_binary, c_fixtures):
     result = subprocess.run([serve_binary, "--port", str(free_port()), "/nonexistent/libX.so"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "cannot load SWGI application /nonexistent/libX.so" in result.stderr
+
+
+# Async applications run on swgi-serve's event loops (handle_async): no pool
+# thread per request, reads and writes that await instead of blocking.
+
+@pytest.fixture
+def async_serve(serve_binary, build):
+    _, apps = build
+    started = []
+
+    def start(options=()):
+        server = SwgiServe(serve_binary, apps["SWGITestApps"], entry="async", options=options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_async_application_runs_on_the_event_loop(async_serve):
+    """Every step of the task ran on the thread that called the application
+    (an event loop), and no pool of threads was started for it."""
+    server = async_serve()
+    resp, data = request(server, "GET", "/?case=threads")
+    assert resp.status == 200 and data.startswith(b"same_thread=true"), data
+    # main, 2 event loops, the timer's few libdispatch threads; the pool's 16
+    # threads would make it over 20.
+    assert server.status("Threads") < 12, server.status("Threads")
+
+
+def test_async_requests_hold_no_thread(async_serve):
+    """200 requests that each sleep 500 ms, at once, with --threads 1: all
+    answered in about the time of one (a thread per request would take
+    100 s)."""
+    server = async_serve(options=["--threads", "1"])
+    results = []
+
+    def one():
+        try:
+            results.append(request(server, "GET", "/?case=sleep&ms=500"))
+        except Exception as e:  # collected and reported below
+            results.append(e)
+
+    start = time.time()
+    threads = [threading.Thread(target=one) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.time() - start
+    assert len(results) == 200
+    assert all(not isinstance(r, Exception) and r[0].status == 200 and r[1] == b"slept 500 ms\n" for r in results), \
+        [r for r in results if isinstance(r, Exception)][:3]
+    assert elapsed < 10, elapsed
+
+
+def test_async_reads_await_the_body(async_serve):
+    """A 10 MiB body read with awaited reads (the loop pauses the socket when
+    1 MiB is waiting), and a small form read with a sync read: a body up to
+    1 MiB arrives whole before the application starts."""
+    server = async_serve()
+    body = bytes(range(256)) * (40 * 1024)
+    resp, data = request(server, "POST", "/?case=echo", body=body)
+    assert resp.status == 200 and data == b"bytes=%d sum=%d\n" % (len(body), sum(body) & 0xffffffff)
+    resp, data = request(server, "POST", "/?case=form", body=b"a=1&b=x%20y",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 200 and data == b"a=1&b=x y\n"
+
+
+def test_a_sync_read_that_would_wait_is_a_clear_error(async_serve):
+    """A streamed body (chunked, arriving after the application started) read
+    without await: the loop cannot wait, so the read fails, the client gets
+    500 and the log says to await."""
+    server = async_serve()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /?case=form HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+        s.sendall(b"3\r\na=1\r\n0\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 500 "), reply[:200]
+    log = server.log()
+    assert "read without await" in log and "try await environ.input.read()" in log, log
+
+
+def test_async_output_is_paced_by_the_client(async_serve):
+    """A producer of 256 MiB as fast as it can, to a client that does not read
+    for a second: the task waits for the socket (wait_writable) instead of
+    queueing the body in memory; then every byte arrives."""
+    server = async_serve()
+    before = server.status("VmRSS")
+    total = 256 << 20
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(b"GET /?case=flood&mb=256 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(1.0)
+        during = server.status("VmRSS")
+        received = 0
+        while chunk := s.recv(1 << 20):
+            received += len(chunk)
+    assert during - before < 32 * 1024, (before, during)
+    assert received > total, received
+
+
+def test_client_disconnect_cancels_the_task(serve_binary, build):
+    """Slow on the event loop: the client leaves after two chunks; the next
+    write fails, the task is cancelled and Slow's cancellation path runs."""
+    _, apps = build
+    slow = SwgiServe(serve_binary, apps["Slow"], "/slow")
+    try:
+        with socket.create_connection(("127.0.0.1", slow.port), timeout=10) as s:
+            s.sendall(b"GET /slow?count=50&delay=100 HTTP/1.1\r\nHost: t\r\n\r\n")
+            buf = b""
+            while b"chunk 2 of 50" not in buf:
+                buf += s.recv(65536)
+        deadline = time.time() + 5
+        while "cancelled after" not in slow.log() and time.time() < deadline:
+            time.sleep(0.05)
+        log = slow.log()
+        assert "the client has gone: the request's task is cancelled" in log, log
+        assert "Slow: cancelled after" in log, log
+        resp, data = request(slow, "GET", "/slow?count=2&delay=0")  # still serving
+        assert resp.status == 200
+    finally:
+        slow.stop()

@@ -63,6 +63,9 @@ typedef struct swgi_pair {
 #define SWGI_ESTATE (-2)
 /* The file to send cannot be opened; the host has logged why. */
 #define SWGI_EFILE (-3)
+/* Nothing to read yet (a host that serves through handle_async: wait with
+ * wait_readable). */
+#define SWGI_EAGAIN (-4)
 
 /* Flags in swgi_request_v1.flags. */
 #define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
@@ -134,6 +137,28 @@ typedef struct swgi_host_v1 {
      */
     int (*environ_get)(void *host, const char *name, size_t name_len, swgi_bytes *value);
     void (*environ_all)(void *host, const swgi_pair **pairs, size_t *count);
+
+    /*
+     * For hosts that run requests on an event loop and call handle_async
+     * (see swgi_app_v1); NULL in others. Such a host never blocks in a
+     * callback:
+     * - schedule runs job(arg) soon on the request's event loop. Any thread
+     *   may call it, until the application calls done.
+     * - read returns SWGI_EAGAIN instead of waiting when nothing has arrived.
+     * - write and send_file queue the bytes (flush is implied) and return.
+     * - wait_readable returns 1 when read would return at once (bytes, the
+     *   end, or a failure). Otherwise it returns 0 and the host calls
+     *   wake(arg) once, on its loop, when that becomes true or the client
+     *   goes away.
+     * - wait_writable returns 1 when the host wants more output (what it
+     *   has queued is under its limit, or the client is gone: write then
+     *   says so). Otherwise it returns 0 and calls wake(arg) once, on its
+     *   loop, when it does.
+     * At most one wait of each kind is pending at a time.
+     */
+    void (*schedule)(void *host, void (*job)(void *arg), void *arg);
+    int (*wait_readable)(void *host, void (*wake)(void *arg), void *arg);
+    int (*wait_writable)(void *host, void (*wake)(void *arg), void *arg);
 } swgi_host_v1;
 
 /* One request, as the host hands it to the application. */
@@ -185,6 +210,21 @@ typedef struct swgi_app_v1 {
     int (*handle)(void *context, const swgi_request_v1 *request);
     /* SWGI_APP_*; a host reads it only when `size` covers it. */
     uint32_t flags;
+    /*
+     * Serves one request without blocking the calling thread, for a host
+     * that runs an event loop and offers schedule/wait_readable/
+     * wait_writable (NULL when the application does not serve this way:
+     * the host then calls handle on a thread that may block). Returns
+     * SWGI_OK when the request was taken: the application's code then runs
+     * in jobs it passes to schedule, and it calls done(host, result) once,
+     * from such a job, when the request is over (result as handle returns).
+     * The application copies the request struct before returning; what it
+     * points to (host, callbacks, environ) must stay valid until done. Any other
+     * return value is an HTTP status, as from handle, and done is never
+     * called.
+     */
+    int (*handle_async)(void *context, const swgi_request_v1 *request,
+                        void (*done)(void *host, int result));
 } swgi_app_v1;
 
 /* The type of an exported entry point. */

@@ -32,19 +32,31 @@ extension Gateway {
 
 extension Response {
     /// Sends every chunk of an async body, each before the next is awaited.
+    /// A transport that queues (an event loop) is awaited after each chunk
+    /// until it wants more.
     func drain(_ body: AsyncBody) async throws {
+        let paced = transport.queuesOutput
         switch body.storage {
+        case .sync(let body) where paced:
+            guard let (iterator, streaming) = try chunks(of: body) else { return }
+            var chunks = iterator
+            while let chunk = try chunks.next() {
+                guard try write(chunk, flush: streaming) else { break }
+                try await transport.waitWritable()
+            }
         case .sync(let body):
             try drain(body)
         case .producer(let next):
             while let chunk = try await next() {
                 guard try write(chunk, flush: true) else { break }
+                if paced { try await transport.waitWritable() }
             }
         case .writing(let function):
             // Past the declared Content-Length (logged once), writes are dropped.
             var full = false
             try await function(AsyncWriter { chunk in
                 if !full { full = !(try self.write(chunk, flush: true)) }
+                if paced { try await self.transport.waitWritable() }
             })
         }
     }

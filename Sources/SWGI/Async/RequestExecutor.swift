@@ -25,6 +25,12 @@ import Glibc
 /// A server thread reuses one executor for its requests
 /// (``forCurrentThread()``); one that was left with a task behind is
 /// retired (``shutdown()``) and replaced.
+///
+/// A server that runs an event loop instead makes one executor per request
+/// with ``init(schedule:)`` and starts the task with ``start(_:)``, which
+/// returns at once: each job goes to `schedule`, which hands it to the loop,
+/// and the loop runs it with ``runJob(_:)``. Nothing blocks; the task's code
+/// still runs on the one thread that serves the request.
 public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// The executor whose jobs this thread is running, if any: the request's,
     /// when called from its task on its thread.
@@ -43,8 +49,23 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     private var task: Task<Void, Never>?
     /// Whether the last run passed its timeout without progress.
     public private(set) var timedOut = false
+    /// An event loop's executor: where jobs go (called under `lock`).
+    private let schedule: (@Sendable (RequestExecutor, UnownedJob) -> Void)?
 
-    public init() {
+    public convenience init() {
+        self.init(scheduler: nil)
+    }
+
+    /// An executor whose jobs an event loop runs: `schedule` is called with
+    /// each job (on any thread) and must have the loop call ``runJob(_:)``
+    /// with it soon. It is not called after ``shutdown()``: later jobs run
+    /// on the global concurrent executor.
+    public convenience init(schedule: @escaping @Sendable (RequestExecutor, UnownedJob) -> Void) {
+        self.init(scheduler: schedule)
+    }
+
+    private init(scheduler: (@Sendable (RequestExecutor, UnownedJob) -> Void)?) {
+        schedule = scheduler
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         condition = .allocate(capacity: 1)
@@ -89,9 +110,38 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             globalConcurrentExecutor.enqueue(job)
             return
         }
-        jobs.append(UnownedJob(job))
-        pthread_cond_signal(condition)
+        if let schedule {
+            schedule(self, UnownedJob(job))
+        } else {
+            jobs.append(UnownedJob(job))
+            pthread_cond_signal(condition)
+        }
         pthread_mutex_unlock(lock)
+    }
+
+    /// Starts `operation` as a task whose jobs go to this executor's
+    /// `schedule` (see ``init(schedule:)``) and returns at once. The task is
+    /// the one ``cancel()`` cancels; ``shutdown()`` when the request is over.
+    public func start(_ operation: sending @escaping () async -> Void) {
+        precondition(schedule != nil, "RequestExecutor.start: only an executor made with init(schedule:) starts tasks")
+        let work = UncheckedBox(operation)
+        pthread_mutex_lock(lock)
+        precondition(!retired && !accepting, "RequestExecutor.start: the executor is retired or already running")
+        accepting = true
+        pthread_mutex_unlock(lock)
+        let task = Task(executorPreference: self) { await work.value() }
+        pthread_mutex_lock(lock)
+        self.task = task
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Runs one job that `schedule` was given, on the calling thread (the
+    /// event loop's), as ``current``.
+    public func runJob(_ job: UnownedJob) {
+        let outer = pthread_getspecific(runningKey)
+        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
+        job.runSynchronously(on: asUnownedTaskExecutor())
+        pthread_setspecific(runningKey, outer)
     }
 
     /// Runs `operation` as a task on this thread and returns its result.
@@ -103,6 +153,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
                        _ operation: sending @escaping () async -> T) -> T? {
         let result = ResultSlot<T>()
         let work = UncheckedBox(operation)
+        precondition(schedule == nil, "RequestExecutor.run: an event loop's executor starts tasks with start(_:)")
         pthread_mutex_lock(lock)
         precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
         finished = false
@@ -145,6 +196,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(lock)
         retired = true
         accepting = false
+        task = nil
         let left = jobs[head...]
         jobs = []
         head = 0
