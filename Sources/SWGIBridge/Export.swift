@@ -1,3 +1,4 @@
+internal import _Concurrency
 internal import CSWGIABI
 internal import SWGIStatic
 @_exported public import SWGI

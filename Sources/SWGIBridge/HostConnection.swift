@@ -1,3 +1,4 @@
+internal import _Concurrency
 internal import CSWGIABI
 import SWGI
 #if canImport(Glibc)
