@@ -52,19 +52,23 @@ struct Bench: Application {
 /// request runs as a task on Apache's thread).
 struct AsyncBench: AsyncApplication {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) async throws -> AsyncBody {
+        // The scenario as the sync application finds it (the same work).
         let path = environ.pathInfo
-        if path.hasSuffix("/hello") {
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        let scenario = slash.map { path[path.utf8.index(after: $0)...] } ?? path[...]
+        switch scenario {
+        case "hello":
             try startResponse("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
             return ["Hello world!\n"]
-        }
-        if path.hasSuffix("/stream") {
+        case "stream":
             try startResponse("200 OK", [("Content-Type", "application/octet-stream")])
             return AsyncBody { write in
                 for _ in 0..<16 { try await write(block) }
             }
+        default:
+            try startResponse("404 Not Found", [("Content-Type", "text/plain")])
+            return ["unknown scenario\n"]
         }
-        try startResponse("404 Not Found", [("Content-Type", "text/plain")])
-        return ["unknown scenario\n"]
     }
 }
 

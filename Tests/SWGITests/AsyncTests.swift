@@ -302,6 +302,22 @@ private final class Seen: Sendable {
         #expect(seen.threadList.count == 1 && seen.threadList[0] != thread())
     }
 
+    @Test func aCancelledRunDoesNotCancelTheNext() {
+        // An executor's runs share one long-lived task; a run whose task is
+        // cancelled (the client went away) ends that task, and the runs after
+        // it are not cancelled.
+        let executor = RequestExecutor()
+        defer { executor.shutdown() }
+        #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
+        let cancelled = executor.run { () async -> Bool in
+            executor.cancel()
+            return Task.isCancelled
+        }
+        #expect(cancelled == true)
+        #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
+        #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
+    }
+
     @Test func asyncReadsThrowOnceCancelled() {
         let seen = Seen()
         let app = AsyncApp { environ, start in

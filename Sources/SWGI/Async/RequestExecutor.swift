@@ -24,7 +24,11 @@ import Glibc
 ///
 /// A server thread reuses one executor for its requests
 /// (``forCurrentThread()``); one that was left with a task behind is
-/// retired (``shutdown()``) and replaced.
+/// retired (``shutdown()``) and replaced. The operations of an executor's
+/// runs are run in turn by one long-lived task of its own (so a request
+/// costs no task creation); a run whose task was cancelled ends that task
+/// and the next run starts another. Call ``shutdown()`` when done with an
+/// executor of your own: that task then ends.
 ///
 /// A server that runs an event loop instead makes one executor per request
 /// with ``init(schedule:)`` and starts the task with ``start(_:)``, which
@@ -47,6 +51,11 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     private var accepting = false  // a run is going on
     private var retired = false    // shut down: no more runs
     private var task: Task<Void, Never>?
+    /// The long-lived task that runs each run's operation (see `drive`).
+    private var driver: Task<Void, Never>?
+    /// The driver waiting for its next operation, or the operation waiting for it.
+    private var idleDriver: UnsafeContinuation<Work?, Never>?
+    private var queued: Work?
     /// Whether the last run passed its timeout without progress.
     public private(set) var timedOut = false
     /// An event loop's executor: where jobs go (called under `lock`).
@@ -152,15 +161,9 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     public func run<T>(timeout: Duration? = nil, grace: Duration = .seconds(1),
                        _ operation: sending @escaping () async -> T) -> T? {
         let result = ResultSlot<T>()
-        let work = UncheckedBox(operation)
         precondition(schedule == nil, "RequestExecutor.run: an event loop's executor starts tasks with start(_:)")
-        pthread_mutex_lock(lock)
-        precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
-        finished = false
-        accepting = true
-        pthread_mutex_unlock(lock)
-        let task = Task(executorPreference: self) { [self] in
-            let value = await work.value()
+        let work = Work { [self] in
+            let value = await operation()
             result.value = value
             pthread_mutex_lock(lock)
             finished = true
@@ -168,18 +171,71 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             pthread_mutex_unlock(lock)
         }
         pthread_mutex_lock(lock)
-        self.task = task
+        precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
+        finished = false
+        accepting = true
+        // The thread's driver task takes the operation: resumed if it waits
+        // for work, else it finds it when it asks. (Creating or resuming it
+        // enqueues its job here, so not under the lock.)
+        let waiting = idleDriver
+        idleDriver = nil
+        if waiting == nil { queued = work }
+        var driverTask = driver
         pthread_mutex_unlock(lock)
+        if driverTask == nil {
+            driverTask = Task(executorPreference: self) { [self] in await drive() }
+        }
+        pthread_mutex_lock(lock)
+        driver = driverTask
+        task = driverTask
+        pthread_mutex_unlock(lock)
+        waiting?.resume(returning: work)
         timedOut = false
         if !drain(timeout: timeout) {
             timedOut = true
-            task.cancel()
+            driverTask?.cancel()
             guard drain(timeout: grace) else {
                 shutdown()
                 return nil
             }
         }
         return result.value
+    }
+
+    /// The driver: one long-lived task per executor (so per server thread)
+    /// that runs each request's operation in turn, sparing the creation of a
+    /// task per request. A request that cancelled it ends it; the next run
+    /// starts another. It ends when the executor is shut down.
+    private func drive() async {
+        while let work = await nextWork() {
+            await work.operation()
+            if Task.isCancelled {
+                pthread_mutex_lock(lock)
+                driver = nil
+                pthread_mutex_unlock(lock)
+                return
+            }
+        }
+    }
+
+    /// The next operation for the driver: waits for `run` to give one; nil
+    /// once the executor is shut down.
+    private func nextWork() async -> Work? {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Work?, Never>) in
+            pthread_mutex_lock(lock)
+            if let work = queued {
+                queued = nil
+                pthread_mutex_unlock(lock)
+                continuation.resume(returning: work)
+            } else if retired {
+                driver = nil
+                pthread_mutex_unlock(lock)
+                continuation.resume(returning: nil)
+            } else {
+                idleDriver = continuation
+                pthread_mutex_unlock(lock)
+            }
+        }
     }
 
     /// Cancels the task of the current ``run(timeout:_:)`` (the client went away).
@@ -197,6 +253,9 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         retired = true
         accepting = false
         task = nil
+        driver = nil
+        let idle = idleDriver
+        idleDriver = nil
         let left = jobs[head...]
         jobs = []
         head = 0
@@ -204,6 +263,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         for job in left {
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
+        idle?.resume(returning: nil)  // the driver ends, on the global executor
     }
 
     /// Runs jobs until the task finishes; false when none came for `timeout`.
@@ -281,10 +341,16 @@ private let runningKey: pthread_key_t = {
 private let threadKey: pthread_key_t = {
     var key = pthread_key_t()
     pthread_key_create(&key) { stored in
-        if let stored { Unmanaged<RequestExecutor>.fromOpaque(stored).release() }
+        // The thread ends: so does its executor's driver task.
+        if let stored { Unmanaged<RequestExecutor>.fromOpaque(stored).takeRetainedValue().shutdown() }
     }
     return key
 }()
+
+/// One run's operation, as the driver task receives it.
+private struct Work: @unchecked Sendable {
+    let operation: () async -> Void
+}
 
 /// Where a task leaves its result for the thread that waits for it (written
 /// before, and read after, the executor's lock is taken).
