@@ -235,8 +235,10 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
 
     /// Cancels the task of an async request (once), saying why in the log.
     private func cancelTask(because reason: String) {
-        let executor: RequestExecutor? = withLock { _ in
-            if taskCancelled { return nil }
+        // Only while the request runs: its thread's executor goes on to
+        // serve other requests, whose task is not this one's to cancel.
+        let executor: RequestExecutor? = withLock { running in
+            if !running || taskCancelled { return nil }
             taskCancelled = true
             return requestExecutor
         }
