@@ -31,8 +31,9 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
     /// An async application starts once a body of up to this many bytes
     /// (by its Content-Length) has arrived whole: then a sync read of
     /// `swgi.input` (a form) cannot find the loop waiting. Larger bodies
-    /// stream, read with `await`.
-    static let wholeBodyLimit = 1 << 20
+    /// stream, read with `await`. Never more than the context buffers before
+    /// it pauses the socket, which would then wait for an end that cannot come.
+    static let wholeBodyLimit = RequestContext.highWater
 
     init(app: LoadedApplication, config: ServeConfig, pool: NIOThreadPool) {
         self.app = app
