@@ -164,8 +164,10 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
             : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
         endRequest(&shared.environ, host)
         // Nothing more goes to the host's loop: what the task leaves behind
-        // (a task of its own) runs on the global executor.
+        // (a task of its own) runs on the global executor. The executor's
+        // schedule holds the host connection: the connection lets go of it.
         executor.shutdown()
+        host.withLock { _ in host.requestExecutor = nil }
         ending.value.0(ending.value.1, handleResult(outcome))
     }
     return SWGI_OK

@@ -207,15 +207,22 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// task per request. A request that cancelled it ends it; the next run
     /// starts another. It ends when the executor is shut down.
     private func drive() async {
-        while let work = await nextWork() {
-            await work.operation()
-            if Task.isCancelled {
-                pthread_mutex_lock(lock)
-                driver = nil
-                pthread_mutex_unlock(lock)
-                return
-            }
+        while await runNext() {}
+    }
+
+    /// Waits for the next operation and runs it; false when the driver
+    /// should end. (Its own frame: the operation, and what it holds of its
+    /// request, is released before the driver waits again.)
+    private func runNext() async -> Bool {
+        guard let work = await nextWork() else { return false }
+        await work.operation()
+        if Task.isCancelled {
+            pthread_mutex_lock(lock)
+            driver = nil
+            pthread_mutex_unlock(lock)
+            return false
         }
+        return true
     }
 
     /// The next operation for the driver: waits for `run` to give one; nil
