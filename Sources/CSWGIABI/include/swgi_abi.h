@@ -218,6 +218,9 @@ typedef struct swgi_app_v1 {
      * SWGI_OK when the request was taken: the application's code then runs
      * in jobs it passes to schedule, and it calls done(host, result) once,
      * from such a job, when the request is over (result as handle returns).
+     * The callbacks follow handle's rule: any thread until done, never two
+     * at once (code the application moves off the loop, an actor's, may
+     * make them), so the host's callbacks must be thread-safe.
      * The application copies the request struct before returning; what it
      * points to (host, callbacks, environ) must stay valid until done. Any other
      * return value is an HTTP status, as from handle, and done is never
