@@ -125,9 +125,8 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        let paced = transport.queuesOutput
         return Writer({ chunk in _ = try self.write(chunk, flush: true) },
-                      paced: paced ? { try await self.transport.waitWritable() } : nil)
+                      paced: transport.queuesOutput ? { try await self.awaitRoom() } : nil)
     }
 
     /// Sends every chunk of `body`, each before the next is asked for.

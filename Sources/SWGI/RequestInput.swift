@@ -190,9 +190,12 @@ public final class RequestInput: Sequence {
     /// ``readLine(limit:)``, awaited.
     public func readLine(limit: Int? = nil) async throws -> [UInt8]? {
         let cap = limit ?? Int.max
+        var searched = 0  // bytes after `start` known to hold no newline
         try await bufferWithoutWaiting { [self] in
             let window = Swift.min(buffer.count - start, cap)
-            return window == cap || buffer[start..<(start + window)].contains(UInt8(ascii: "\n"))
+            if window == cap || buffer[(start + searched)..<(start + window)].contains(UInt8(ascii: "\n")) { return true }
+            searched = window
+            return false
         }
         return try await RequestExecutor.onRequestThread(source.requestExecutor) { try readLineBytes(limit: limit) }
     }

@@ -126,12 +126,7 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     // it: the shared object must be its only owner outside the task.)
     let shared = SharedRequest(requestEnviron(req, host))
     let timeout = requestTimeout(request)
-    let outcome = executor.run(timeout: timeout) {
-        let (environ, name) = (shared.environ, shared.name)
-        return environ["SWGI_VALIDATE"] == "1"
-            ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
-            : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
-    }
+    let outcome = executor.run(timeout: timeout) { await runGateway(app, shared, host) }
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
@@ -158,19 +153,24 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
     // The host's pointer and its done: plain C values, used once, at the end.
     let ending = UncheckedBox((done, req.host))
     executor.start {
-        let (environ, name) = (shared.environ, shared.name)
-        let outcome = environ["SWGI_VALIDATE"] == "1"
-            ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
-            : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+        let outcome = await runGateway(app, shared, host)
         endRequest(&shared.environ, host)
         // Nothing more goes to the host's loop: what the task leaves behind
-        // (a task of its own) runs on the global executor. The executor's
-        // schedule holds the host connection: the connection lets go of it.
+        // (a task of its own) runs on the global executor.
         executor.shutdown()
-        host.withLock { _ in host.requestExecutor = nil }
         ending.value.0(ending.value.1, handleResult(outcome))
     }
     return SWGI_OK
+}
+
+/// Runs an async application for the request through the gateway (in the
+/// validator with `SetEnv SWGI_VALIDATE 1`).
+private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection) async
+    -> GatewayOutcome {
+    let (environ, name) = (shared.environ, shared.name)
+    return environ["SWGI_VALIDATE"] == "1"
+        ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+        : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
 }
 
 /// The request's environ over the host's variables, and the application's

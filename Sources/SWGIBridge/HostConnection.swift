@@ -54,10 +54,13 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
         return body(!closed)
     }
 
-    /// The request is over: the host's state is gone.
+    /// The request is over: the host's state is gone, and the connection
+    /// lets go of the request's executor (on an event loop, the executor's
+    /// schedule holds this connection: the two would keep each other).
     func close() {
         pthread_mutex_lock(lock)
         closed = true
+        requestExecutor = nil
         pthread_mutex_unlock(lock)
     }
 

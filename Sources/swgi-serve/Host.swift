@@ -20,11 +20,10 @@ final class RequestContext: @unchecked Sendable {
     let onLoop: Bool
     /// The client's address, as it was when the request arrived.
     let remote: String
-    let log: @Sendable (String) -> Void
+    /// The request line, for log lines.
+    let request: String
     /// The environ as the ABI passes it, alive as long as the request.
     var environ: EnvironPairs?
-    /// The request line, for the access log line.
-    var request = ""
 
     // The request body: filled on the event loop, drained by the application.
     private let input = ConditionLock(value: 0)  // 1: something to read (bytes, end, or failure)
@@ -49,15 +48,19 @@ final class RequestContext: @unchecked Sendable {
     /// The last queued write (on the loop): the connection closes after it.
     private var lastWrite: EventLoopFuture<Void>?
 
-    init(channel: any Channel, version: HTTPVersion, isHead: Bool, keepAlive: Bool, onLoop: Bool, remote: String,
-         log: @escaping @Sendable (String) -> Void) {
+    init(channel: any Channel, head: HTTPRequestHead, onLoop: Bool) {
         self.channel = channel
-        self.remote = remote
-        self.version = version
-        self.isHead = isHead
-        self.keepAlive = keepAlive
+        remote = channel.remoteAddress?.ipAddress ?? "-"
+        request = "\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)"
+        version = head.version
+        isHead = head.method == .HEAD
+        keepAlive = head.isKeepAlive
         self.onLoop = onLoop
-        self.log = log
+    }
+
+    /// One line to standard error, naming the client and the request.
+    func log(_ line: String) {
+        printError("\(remote) \"\(request)\" \(line)")
     }
 
     var clientGone: Bool { output.withLock { gone } }
@@ -308,20 +311,17 @@ private func string(_ bytes: swgi_bytes) -> String {
 /// The callback tables: for a pool thread, one that ends before `send_file`
 /// (swgi-serve lets the application send file bodies through `write`); for
 /// the event loop, the whole table, with no send_file or environ callbacks.
-nonisolated(unsafe) let hostTable: UnsafeMutablePointer<swgi_host_v1> = {
+nonisolated(unsafe) let hostTable = makeHostTable(onLoop: false)
+nonisolated(unsafe) let loopHostTable = makeHostTable(onLoop: true)
+
+private func makeHostTable(onLoop: Bool) -> UnsafeMutablePointer<swgi_host_v1> {
     let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
     table.initialize(to: swgi_host_v1(size: 0, read: hostRead, start_response: hostStartResponse,
                                       write: hostWrite, log: hostLog, send_file: nil, environ_get: nil, environ_all: nil,
-                                      schedule: nil, wait_readable: nil, wait_writable: nil))
-    table.pointee.size = UInt32(MemoryLayout<swgi_host_v1>.offset(of: \swgi_host_v1.send_file) ?? 0)
+                                      schedule: onLoop ? hostSchedule : nil,
+                                      wait_readable: onLoop ? hostWaitReadable : nil,
+                                      wait_writable: onLoop ? hostWaitWritable : nil))
+    table.pointee.size = UInt32(onLoop ? MemoryLayout<swgi_host_v1>.size
+                                       : MemoryLayout<swgi_host_v1>.offset(of: \swgi_host_v1.send_file)!)
     return table
-}()
-
-nonisolated(unsafe) let loopHostTable: UnsafeMutablePointer<swgi_host_v1> = {
-    let table = UnsafeMutablePointer<swgi_host_v1>.allocate(capacity: 1)
-    table.initialize(to: swgi_host_v1(size: UInt32(MemoryLayout<swgi_host_v1>.size), read: hostRead,
-                                      start_response: hostStartResponse, write: hostWrite, log: hostLog,
-                                      send_file: nil, environ_get: nil, environ_all: nil, schedule: hostSchedule,
-                                      wait_readable: hostWaitReadable, wait_writable: hostWaitWritable))
-    return table
-}()
+}

@@ -26,7 +26,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
     /// and when the client goes away.
     private var running: RequestContext?
     /// An async request waiting for its body before it starts (see `channelRead`).
-    private var waiting: (RequestContext, String)?
+    private var waiting: RequestContext?
 
     /// An async application starts once a body of up to this many bytes
     /// (by its Content-Length) has arrived whole: then a sync read of
@@ -45,11 +45,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
         switch unwrapInboundIn(data) {
         case .head(let head):
             let channel = context.channel
-            let request = "\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)"
-            let remote = channel.remoteAddress?.ipAddress ?? "-"
-            let ctx = RequestContext(channel: channel, version: head.version, isHead: head.method == .HEAD,
-                                     keepAlive: head.isKeepAlive, onLoop: app.handleAsync != nil, remote: remote,
-                                     log: { line in printError("\(remote) \"\(request)\" \(line)") })
+            let ctx = RequestContext(channel: channel, head: head, onLoop: app.handleAsync != nil)
             current = ctx
             running = ctx
             let vars: [(String, [UInt8])]
@@ -58,9 +54,9 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             } catch RequestRejection.status(let code, let reason) {
                 ctx.endInput()
                 if ctx.onLoop {
-                    Self.reject(ctx, code, reason, request)
+                    Self.reject(ctx, code, reason)
                 } else {
-                    pool.submit { _ in Self.reject(ctx, code, reason, request) }
+                    pool.submit { _ in Self.reject(ctx, code, reason) }
                 }
                 return
             } catch {
@@ -69,21 +65,21 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             ctx.environ = EnvironPairs(vars)
             if !ctx.onLoop {
                 let app = self.app
-                pool.submit { _ in Self.serve(app, ctx, request) }
+                pool.submit { _ in Self.serve(app, ctx) }
             } else if let length = head.headers.first(name: "Content-Length").flatMap({ Int($0) }),
                       length > 0, length <= Self.wholeBodyLimit {
-                waiting = (ctx, request)
+                waiting = ctx
             } else {
-                Self.start(app, ctx, request)
+                Self.start(app, ctx)
             }
         case .body(let buffer):
             current?.append(buffer)
         case .end:
             current?.endInput()
             current = nil
-            if let (ctx, request) = waiting {
+            if let ctx = waiting {
                 waiting = nil
-                Self.start(app, ctx, request)
+                Self.start(app, ctx)
             }
         }
     }
@@ -109,7 +105,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
-    private static func reject(_ ctx: RequestContext, _ code: Int, _ reason: String, _ request: String) {
+    private static func reject(_ ctx: RequestContext, _ code: Int, _ reason: String) {
         var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Content-Length", String(reason.utf8.count + 1))])
         if !ctx.keepAlive { headers.add(name: "Connection", value: "close") }
         ctx.head = HTTPResponseHead(version: ctx.version, status: .custom(code: UInt(code), reasonPhrase: reason), headers: headers)
@@ -118,7 +114,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             _ = ctx.send(.body(.byteBuffer(ctx.channel.allocator.buffer(string: reason + "\n"))))
         }
         finish(ctx, complete: true)
-        printError("\(ctx.remote) \"\(request)\" \(code)")
+        ctx.log("\(code)")
     }
 
     /// The ABI's request for `ctx`.
@@ -131,28 +127,27 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Runs a sync application for one request, on a pool thread.
-    static func serve(_ app: LoadedApplication, _ ctx: RequestContext, _ request: String) {
+    static func serve(_ app: LoadedApplication, _ ctx: RequestContext) {
         var req = swgiRequest(ctx, Unmanaged.passUnretained(ctx).toOpaque(), hostTable)
         let rc = app.table.pointee.handle(app.table.pointee.context, &req)
-        complete(ctx, rc, request)
+        complete(ctx, rc)
     }
 
     /// Starts an async application on the channel's event loop (this
     /// thread): it returns at once, and its `done` completes the response.
-    static func start(_ app: LoadedApplication, _ ctx: RequestContext, _ request: String) {
+    static func start(_ app: LoadedApplication, _ ctx: RequestContext) {
         let host = Unmanaged.passRetained(ctx).toOpaque()  // released by done
         var req = swgiRequest(ctx, host, loopHostTable)
-        ctx.request = request
         let rc = app.handleAsync!(app.table.pointee.context, &req, requestDone)
         if rc != SWGI_OK {
             Unmanaged<RequestContext>.fromOpaque(host).release()
-            complete(ctx, rc, request)
+            complete(ctx, rc)
         }
     }
 
     /// Ends the response as the application's result says (on the thread
     /// that ran it: a pool thread, or the loop).
-    static func complete(_ ctx: RequestContext, _ rc: Int32, _ request: String) {
+    static func complete(_ ctx: RequestContext, _ rc: Int32) {
         if rc == SWGI_DONE && ctx.head != nil {
             _ = ctx.sendHeadIfNeeded()
             finish(ctx, complete: true)
@@ -171,7 +166,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
             // Started and failed: cut, so the client can tell it is incomplete.
             finish(ctx, complete: false)
         }
-        printError("\(ctx.remote) \"\(request)\" \(ctx.status) \(ctx.bytesSent)")
+        ctx.log("\(ctx.status) \(ctx.bytesSent)")
     }
 
     static func finish(_ ctx: RequestContext, complete: Bool, close: Bool = false) {
@@ -188,7 +183,7 @@ final class SWGIHandler: ChannelInboundHandler, @unchecked Sendable {
 private let requestDone: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void = { host, rc in
     guard let host else { return }
     let ctx = Unmanaged<RequestContext>.fromOpaque(host).takeRetainedValue()
-    SWGIHandler.complete(ctx, rc, ctx.request)
+    SWGIHandler.complete(ctx, rc)
 }
 
 /// One line to standard error (fd 2: no shared FILE*).

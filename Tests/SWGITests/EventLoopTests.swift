@@ -73,7 +73,8 @@ private final class Loop: Sendable {
 private final class ArrivingSource: InputSource, @unchecked Sendable {
     private let state = Mutex<(chunks: [[UInt8]], ended: Bool, waiter: CheckedContinuation<Void, Never>?)>(([], false, nil))
     let executor: RequestExecutor
-    let waits = Mutex(0)
+    /// Waits that suspended the reader (nothing was there yet).
+    let suspended = Mutex(0)
 
     init(executor: RequestExecutor) { self.executor = executor }
 
@@ -104,16 +105,22 @@ private final class ArrivingSource: InputSource, @unchecked Sendable {
     }
 
     func waitReadable() async throws {
-        waits.withLock { $0 += 1 }
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state in
                 if !state.chunks.isEmpty || state.ended { return true }
                 state.waiter = continuation
                 return false
             }
-            if ready { continuation.resume() }
+            if ready {
+                continuation.resume()
+            } else {
+                suspended.withLock { $0 += 1 }
+            }
         }
     }
+
+    /// Whether a reader is suspended, waiting for bytes.
+    var hasWaiter: Bool { state.withLock { $0.waiter != nil } }
 }
 
 /// A transport that queues (as on an event loop) and says when it wants
@@ -136,6 +143,29 @@ private final class QueueingTransport: ResponseTransport, @unchecked Sendable {
                 usleep(2000)
                 resume.value.resume()
             }
+        }
+    }
+}
+
+/// A request body read by a task on `loop`: `pieces`, then its end, each
+/// delivered from another thread once the reader is suspended waiting for it.
+private struct ArrivingBody {
+    let loop = Loop()
+    let executor: RequestExecutor
+    let source: ArrivingSource
+    let input: UncheckedBox<RequestInput>
+
+    init(_ pieces: [[UInt8]]) {
+        executor = loop.executor()
+        source = ArrivingSource(executor: executor)
+        input = UncheckedBox(RequestInput(source: source))
+        let (source, feeder) = (self.source, Loop())
+        feeder.execute {
+            for piece in pieces + [nil] {
+                for _ in 0..<5000 where !source.hasWaiter { usleep(1000) }
+                source.arrive(piece)
+            }
+            feeder.stop()
         }
     }
 }
@@ -218,19 +248,10 @@ private actor Counter {
     }
 
     @Test func asyncReadsAwaitWhatArrives() async {
-        let loop = Loop()
-        defer { loop.stop() }
-        let executor = loop.executor()
-        let source = ArrivingSource(executor: executor)
-        let input = UncheckedBox(RequestInput(source: source))
+        let body = ArrivingBody([Array("ab\ncd".utf8), Array("e\nfg".utf8), Array("h".utf8)])
+        defer { body.loop.stop() }
+        let (executor, source, input) = (body.executor, body.source, body.input)
         let got = Cell<[String]>([])
-        // The body arrives in pieces, from the loop, while the task reads.
-        for (i, piece) in [Array("ab\ncd".utf8), Array("e\nfg".utf8), Array("h".utf8), nil].enumerated() {
-            loop.execute {
-                usleep(UInt32(5000 * (i + 1)))
-                source.arrive(piece)
-            }
-        }
         await startAndWait(executor) {
             do {
                 while let line = try await input.value.readLine() {
@@ -241,22 +262,14 @@ private actor Counter {
             }
         }
         #expect(got.withLock { $0 } == ["ab\n", "cde\n", "fgh"])
-        #expect(source.waits.withLock { $0 } >= 3)
+        #expect(source.suspended.withLock { $0 } >= 3)
     }
 
     @Test func aCountedReadWaitsForEnoughBytes() async {
-        let loop = Loop()
-        defer { loop.stop() }
-        let executor = loop.executor()
-        let source = ArrivingSource(executor: executor)
-        let input = UncheckedBox(RequestInput(source: source))
+        let body = ArrivingBody([[UInt8](repeating: 1, count: 3000), [UInt8](repeating: 2, count: 3000)])
+        defer { body.loop.stop() }
+        let (executor, input) = (body.executor, body.input)
         let got = Cell<[Int]>([])
-        for piece in [[UInt8](repeating: 1, count: 3000), [UInt8](repeating: 2, count: 3000), nil] {
-            loop.execute {
-                usleep(3000)
-                source.arrive(piece)
-            }
-        }
         await startAndWait(executor) {
             let first = (try? await input.value.read(4000))?.count ?? -1
             let rest = (try? await input.value.read())?.count ?? -1
@@ -264,6 +277,7 @@ private actor Counter {
             got.withLock { $0 = [first, rest, end] }
         }
         #expect(got.withLock { $0 } == [4000, 2000, 0])
+        #expect(body.source.suspended.withLock { $0 } == 3)
     }
 
     @Test func aSyncReadThatWouldWaitFailsClearly() {

@@ -35,29 +35,34 @@ extension Response {
     /// A transport that queues (an event loop) is awaited after each chunk
     /// until it wants more.
     func drain(_ body: AsyncBody) async throws {
-        let paced = transport.queuesOutput
         switch body.storage {
-        case .sync(let body) where paced:
+        case .sync(let body) where !transport.queuesOutput:
+            try drain(body)
+        case .sync(let body):
             guard let (iterator, streaming) = try chunks(of: body) else { return }
             var chunks = iterator
             while let chunk = try chunks.next() {
                 guard try write(chunk, flush: streaming) else { break }
-                try await transport.waitWritable()
+                try await awaitRoom()
             }
-        case .sync(let body):
-            try drain(body)
         case .producer(let next):
             while let chunk = try await next() {
                 guard try write(chunk, flush: true) else { break }
-                if paced { try await transport.waitWritable() }
+                try await awaitRoom()
             }
         case .writing(let function):
             // Past the declared Content-Length (logged once), writes are dropped.
             var full = false
             try await function(AsyncWriter { chunk in
                 if !full { full = !(try self.write(chunk, flush: true)) }
-                if paced { try await self.transport.waitWritable() }
+                try await self.awaitRoom()
             })
         }
+    }
+
+    /// Returns once a transport that queues (an event loop) wants more
+    /// output; at once for one whose sends wait themselves.
+    func awaitRoom() async throws {
+        if transport.queuesOutput { try await transport.waitWritable() }
     }
 }

@@ -133,12 +133,11 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// the one ``cancel()`` cancels; ``shutdown()`` when the request is over.
     public func start(_ operation: sending @escaping () async -> Void) {
         precondition(schedule != nil, "RequestExecutor.start: only an executor made with init(schedule:) starts tasks")
-        let work = UncheckedBox(operation)
         pthread_mutex_lock(lock)
         precondition(!retired && !accepting, "RequestExecutor.start: the executor is retired or already running")
         accepting = true
         pthread_mutex_unlock(lock)
-        let task = Task(executorPreference: self) { await work.value() }
+        let task = Task(executorPreference: self, operation: operation)
         pthread_mutex_lock(lock)
         self.task = task
         pthread_mutex_unlock(lock)
@@ -147,10 +146,16 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// Runs one job that `schedule` was given, on the calling thread (the
     /// event loop's), as ``current``.
     public func runJob(_ job: UnownedJob) {
+        asCurrent { job.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+
+    /// Runs `body` with this executor as ``current`` (restored after: runs
+    /// nest when an async application is served through BlockingApplication).
+    private func asCurrent<R>(_ body: () -> R) -> R {
         let outer = pthread_getspecific(runningKey)
         pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
-        job.runSynchronously(on: asUnownedTaskExecutor())
-        pthread_setspecific(runningKey, outer)
+        defer { pthread_setspecific(runningKey, outer) }
+        return body()
     }
 
     /// Runs `operation` as a task on this thread and returns its result.
@@ -275,13 +280,12 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Runs jobs until the task finishes; false when none came for `timeout`.
     private func drain(timeout: Duration?) -> Bool {
+        asCurrent { runJobs(timeout: timeout) }
+    }
+
+    private func runJobs(timeout: Duration?) -> Bool {
         var deadline = timeout.map(Self.deadline(after:))
         let executor = asUnownedTaskExecutor()
-        // `current` while this thread runs the jobs (restored after: runs nest
-        // when an async application is served through BlockingApplication).
-        let outer = pthread_getspecific(runningKey)
-        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
-        defer { pthread_setspecific(runningKey, outer) }
         while true {
             pthread_mutex_lock(lock)
             while head == jobs.count && !finished {
