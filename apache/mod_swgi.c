@@ -37,13 +37,21 @@ static void swgi_child_init(apr_pool_t *p, server_rec *s)
      * ever runs in the Apache parent. */
     swgi_loader_child_init(p, s);
     swgi_handler_child_init(p, s);
+    swgi_daemon_child_init(p, s);
+}
+
+static int swgi_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    swgi_config_pre_config(pconf);
+    return OK;
 }
 
 static int swgi_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
     ap_add_version_component(pconf, "mod_swgi/" MOD_SWGI_VERSION);
-    return OK;
+    /* Daemon mode's processes: forked here, before any Swift code is loaded. */
+    return swgi_daemon_post_config(pconf, ptemp, s);
 }
 
 static void swgi_register_hooks(apr_pool_t *p)
@@ -51,6 +59,7 @@ static void swgi_register_hooks(apr_pool_t *p)
     /* Before mod_alias, so that an Alias of a parent URL does not take ours. */
     static const char * const before_alias[] = { "mod_alias.c", NULL };
 
+    ap_hook_pre_config(swgi_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(swgi_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(swgi_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(swgi_translate_name, NULL, before_alias, APR_HOOK_MIDDLE);

@@ -6,6 +6,10 @@
  * swgi_loader.c   loading application libraries in each child
  * swgi_environ.c  the environ of a request
  * swgi_handler.c  the swgi-app handler: body, response
+ * swgi_daemon.c   daemon mode: the daemon processes, started and
+ *                 supervised by the Apache parent, and what runs in them
+ * swgi_remote.c   daemon mode: the handler's side, in Apache's children
+ * swgi_wire.c     daemon mode: the frames between the two (swgi_wire.h)
  */
 #ifndef MOD_SWGI_H
 #define MOD_SWGI_H
@@ -15,6 +19,7 @@
 #include "http_log.h"
 #include "ap_regex.h"
 #include "apr_tables.h"
+#include "apr_buckets.h"
 
 #include "swgi_abi.h"
 
@@ -42,8 +47,44 @@ typedef struct {
     apr_array_header_t *aliases;    /* swgi_alias_t, this server's first */
 } swgi_server_conf_t;
 
+/* The process group that means embedded mode (the request's own process). */
+#define SWGI_GLOBAL_GROUP "%{GLOBAL}"
+
+typedef struct swgi_daemon_proc_t swgi_daemon_proc_t;
+
+/* One SWGIDaemonProcess: its options (mod_wsgi's names and meanings) and,
+ * once the parent has started it, its socket and processes. */
+typedef struct {
+    const char *name;
+    server_rec *server;             /* where it was defined: its logs */
+    int processes;
+    int threads;
+    const char *user;               /* NULL: Apache's User */
+    const char *group;              /* NULL: the user's group, or Apache's Group */
+    uid_t uid;
+    gid_t gid;
+    const char *home;               /* NULL: the user's home directory */
+    int umask;                      /* -1: Apache's */
+    const char *display_name;       /* NULL: the command line stays Apache's */
+    int maximum_requests;           /* 0: no limit */
+    apr_interval_time_t request_timeout;
+    apr_interval_time_t inactivity_timeout;
+    apr_interval_time_t graceful_timeout;
+    apr_interval_time_t startup_timeout;
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t queue_timeout;
+    apr_interval_time_t restart_interval;
+    int listen_backlog;
+    apr_int64_t memory_limit;       /* bytes of RSS, 0: no limit */
+    /* Set by the parent in post_config. */
+    const char *socket_path;
+    int listen_fd;
+    swgi_daemon_proc_t **procs;     /* `processes` slots */
+} swgi_daemon_t;
+
 typedef struct {
     const char *entry_point;        /* SWGIEntryPoint, NULL when unset */
+    const char *process_group;      /* SWGIProcessGroup, NULL when unset */
     int pass_authorization;         /* SWGIPassAuthorization, SWGI_UNSET */
     int chunked_request;            /* SWGIChunkedRequest, SWGI_UNSET */
     int allow_untrusted;            /* SWGIAllowUntrustedFiles, SWGI_UNSET */
@@ -58,6 +99,10 @@ typedef struct {
 
 /* swgi_config.c */
 extern const command_rec swgi_cmds[];
+/* Every SWGIDaemonProcess of the configuration (swgi_daemon_t *), in pconf. */
+extern apr_array_header_t *swgi_daemons;
+void swgi_config_pre_config(apr_pool_t *pconf);
+swgi_daemon_t *swgi_find_daemon(const char *name);
 void *swgi_create_server_config(apr_pool_t *p, server_rec *s);
 void *swgi_merge_server_config(apr_pool_t *p, void *basev, void *addv);
 void *swgi_create_dir_config(apr_pool_t *p, char *dir);
@@ -75,6 +120,12 @@ void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
                                  void **cache, int allow_untrusted);
 
+/* The same for a daemon process, which has no request_rec: logs to s. */
+const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
+                                        const char *entry, int allow_untrusted);
+/* Files owned by uid are trusted too (a daemon process's own user). */
+void swgi_loader_trust_owner(uid_t uid);
+
 /* swgi_environ.c */
 /* The environ of one request, computed as the application asks for it. */
 typedef struct {
@@ -82,6 +133,7 @@ typedef struct {
     swgi_dir_conf_t *dconf;
     const char *app_path;
     const char *entry;
+    const char *process_group;  /* mod_swgi.process_group: "" when embedded */
     int apache;                 /* Apache's own functions build it */
     const char **computed;      /* each provider's value, once known */
     const swgi_pair *all;       /* the whole environ, once built */
@@ -97,7 +149,44 @@ const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t l
 const swgi_pair *swgi_environ_all(swgi_environ_t *env, size_t *count);
 
 /* swgi_handler.c */
+/* The state of one request, the `host` pointer of the ABI's callbacks. */
+typedef struct {
+    request_rec *r;
+    apr_bucket_brigade *bb;         /* output, made once per request */
+    apr_bucket_brigade *in;         /* input */
+    int started;                    /* start_response was called */
+    int passed;                     /* output reached the filters: headers are out */
+    int input_done;                 /* the request body's EOS was seen */
+    int input_status;               /* HTTP status of a failed body read, or 0 */
+    int client_gone;
+    swgi_environ_t environ;
+} swgi_host_t;
+
 void swgi_handler_child_init(apr_pool_t *p, server_rec *s);
 int swgi_handler(request_rec *r);
+/* The callbacks of swgi_abi.h that Apache's side implements (the daemon
+ * mode's client replays the daemon's calls through them). */
+int64_t swgi_host_read(void *h, char *buf, size_t len);
+int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
+                             const swgi_pair *headers, size_t nheaders);
+int swgi_host_write(void *h, const char *data, size_t len, int flush);
+void swgi_host_log(void *h, int level, const char *message, size_t len);
+/* Ends the request after the application's result rc (SWGI_DONE or a
+ * status): the end of the response, a cut connection if it was incomplete,
+ * or an error page if nothing was sent. Returns the handler's result. */
+int swgi_host_finish(swgi_host_t *host, int rc, const char *app_path);
+/* Forgets a response that was started but not sent. */
+void swgi_host_reset(swgi_host_t *host);
+
+/* swgi_daemon.c */
+/* Starts the daemon processes (in the Apache parent). */
+int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* In each Apache child: closes the daemons' listening sockets. */
+void swgi_daemon_child_init(apr_pool_t *p, server_rec *s);
+
+/* swgi_remote.c */
+/* Serves the request through a daemon process of group d. */
+int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path,
+                       const char *entry, int allow_untrusted);
 
 #endif /* MOD_SWGI_H */

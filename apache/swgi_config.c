@@ -7,7 +7,34 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <math.h>
+#include <pwd.h>
+
 APLOG_USE_MODULE(swgi);
+
+apr_array_header_t *swgi_daemons;
+
+void swgi_config_pre_config(apr_pool_t *pconf)
+{
+    swgi_daemons = apr_array_make(pconf, 4, sizeof(swgi_daemon_t *));
+}
+
+swgi_daemon_t *swgi_find_daemon(const char *name)
+{
+    int i;
+
+    for (i = 0; swgi_daemons && i < swgi_daemons->nelts; i++) {
+        swgi_daemon_t *d = APR_ARRAY_IDX(swgi_daemons, i, swgi_daemon_t *);
+
+        if (!strcmp(d->name, name)) {
+            return d;
+        }
+    }
+    return NULL;
+}
 
 void *swgi_create_server_config(apr_pool_t *p, server_rec *s)
 {
@@ -46,6 +73,7 @@ void *swgi_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     swgi_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->entry_point = add->entry_point ? add->entry_point : base->entry_point;
+    conf->process_group = add->process_group ? add->process_group : base->process_group;
     conf->pass_authorization = add->pass_authorization != SWGI_UNSET
                                ? add->pass_authorization : base->pass_authorization;
     conf->chunked_request = add->chunked_request != SWGI_UNSET
@@ -158,6 +186,237 @@ static const char *set_allow_untrusted(cmd_parms *cmd, void *mconfig, int on)
     return NULL;
 }
 
+/* --- daemon mode ---------------------------------------------------------- */
+
+/* A group's name is part of a socket's file name: letters, digits, '_', '-', '.'. */
+static int valid_group_name(const char *name)
+{
+    const char *c;
+
+    if (!*name || *name == '.' || strlen(name) > 64) {
+        return 0;
+    }
+    for (c = name; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-' && *c != '.') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *bad_value(cmd_parms *cmd, const char *option, const char *value,
+                             const char *expected)
+{
+    return apr_psprintf(cmd->pool, "%s: bad value '%s' for option %s (expected %s)",
+                        cmd->cmd->name, value, option, expected);
+}
+
+/* A count in [min, max]. */
+static const char *parse_count(cmd_parms *cmd, const char *option, const char *value,
+                               int min, int max, int *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(value, &end, 10);
+    if (!*value || *end || errno || n < min || n > max) {
+        return bad_value(cmd, option, value,
+                         apr_psprintf(cmd->pool, "a whole number from %d to %d", min, max));
+    }
+    *out = (int)n;
+    return NULL;
+}
+
+/* Seconds, fractions allowed (0: none), up to a day. */
+static const char *parse_seconds(cmd_parms *cmd, const char *option, const char *value,
+                                 apr_interval_time_t *out)
+{
+    char *end;
+    double seconds;
+
+    errno = 0;
+    seconds = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(seconds) || seconds < 0 || seconds > 86400) {
+        return bad_value(cmd, option, value, "seconds, from 0 to 86400");
+    }
+    *out = (apr_interval_time_t)(seconds * APR_USEC_PER_SEC);
+    return NULL;
+}
+
+/* Bytes, with an optional K, M or G (powers of 1024). */
+static const char *parse_bytes(cmd_parms *cmd, const char *option, const char *value,
+                               apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t n;
+    apr_int64_t unit = 1;
+
+    errno = 0;
+    n = apr_strtoi64(value, &end, 10);
+    if (*end && !end[1]) {
+        switch (apr_toupper(*end)) {
+        case 'K': unit = 1024; end++; break;
+        case 'M': unit = 1024 * 1024; end++; break;
+        case 'G': unit = 1024 * 1024 * 1024; end++; break;
+        }
+    }
+    if (!*value || *end || errno || n < 0 || n > APR_INT64_MAX / unit / 2) {
+        return bad_value(cmd, option, value, "bytes, optionally with K, M or G");
+    }
+    *out = n * unit;
+    return NULL;
+}
+
+/* SWGIDaemonProcess NAME [option=value ...] */
+static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *args)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    const char *name;
+    swgi_daemon_t *d;
+
+    if (err) {
+        return err;
+    }
+    name = ap_getword_conf(cmd->pool, &args);
+    if (!valid_group_name(name)) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": '", name, "' is not a valid "
+                           "process group name (letters, digits, '_', '-', '.')", NULL);
+    }
+    if (swgi_find_daemon(name)) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": a process group named '", name,
+                           "' is already defined", NULL);
+    }
+    d = apr_pcalloc(cmd->pool, sizeof(*d));
+    d->name = name;
+    d->server = cmd->server;
+    d->processes = 1;
+    d->threads = 15;
+    d->umask = -1;
+    d->graceful_timeout = apr_time_from_sec(15);
+    d->connect_timeout = apr_time_from_sec(15);
+    d->listen_backlog = 100;
+    d->listen_fd = -1;
+
+    while (*args) {
+        const char *word = ap_getword_conf(cmd->pool, &args);
+        const char *eq = strchr(word, '=');
+        const char *option, *value;
+
+        if (!eq || eq == word) {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": '", word, "' is not an "
+                               "option=value pair", NULL);
+        }
+        option = apr_pstrmemdup(cmd->pool, word, eq - word);
+        value = eq + 1;
+        if (!strcmp(option, "processes")) {
+            err = parse_count(cmd, option, value, 1, 1024, &d->processes);
+        }
+        else if (!strcmp(option, "threads")) {
+            err = parse_count(cmd, option, value, 1, 1024, &d->threads);
+        }
+        else if (!strcmp(option, "maximum-requests")) {
+            err = parse_count(cmd, option, value, 0, INT_MAX, &d->maximum_requests);
+        }
+        else if (!strcmp(option, "listen-backlog")) {
+            err = parse_count(cmd, option, value, 1, 65535, &d->listen_backlog);
+        }
+        else if (!strcmp(option, "user")) {
+            struct passwd *pw = *value ? getpwnam(value) : NULL;
+
+            if (!pw) {
+                return apr_pstrcat(cmd->pool, cmd->cmd->name, ": no user named '", value,
+                                   "' (option user)", NULL);
+            }
+            d->user = value;
+            d->uid = pw->pw_uid;
+            if (!d->group) {
+                d->gid = pw->pw_gid;
+            }
+        }
+        else if (!strcmp(option, "group")) {
+            struct group *gr = *value ? getgrnam(value) : NULL;
+
+            if (!gr) {
+                return apr_pstrcat(cmd->pool, cmd->cmd->name, ": no group named '", value,
+                                   "' (option group)", NULL);
+            }
+            d->group = value;
+            d->gid = gr->gr_gid;
+        }
+        else if (!strcmp(option, "home")) {
+            if (*value != '/') {
+                return bad_value(cmd, option, value, "an absolute path");
+            }
+            d->home = value;
+        }
+        else if (!strcmp(option, "umask")) {
+            char *end;
+            long mask = strtol(value, &end, 8);
+
+            if (!*value || *end || mask < 0 || mask > 0777) {
+                return bad_value(cmd, option, value, "an octal mask such as 0022");
+            }
+            d->umask = (int)mask;
+        }
+        else if (!strcmp(option, "display-name")) {
+            if (!*value) {
+                return bad_value(cmd, option, value, "a name");
+            }
+            d->display_name = value;
+        }
+        else if (!strcmp(option, "request-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->request_timeout);
+        }
+        else if (!strcmp(option, "inactivity-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->inactivity_timeout);
+        }
+        else if (!strcmp(option, "graceful-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->graceful_timeout);
+        }
+        else if (!strcmp(option, "startup-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->startup_timeout);
+        }
+        else if (!strcmp(option, "connect-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->connect_timeout);
+        }
+        else if (!strcmp(option, "queue-timeout")) {
+            err = parse_seconds(cmd, option, value, &d->queue_timeout);
+        }
+        else if (!strcmp(option, "restart-interval")) {
+            err = parse_seconds(cmd, option, value, &d->restart_interval);
+        }
+        else if (!strcmp(option, "memory-limit")) {
+            err = parse_bytes(cmd, option, value, &d->memory_limit);
+        }
+        else {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": unknown option '", option,
+                               "'", NULL);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    APR_ARRAY_PUSH(swgi_daemons, swgi_daemon_t *) = d;
+    return NULL;
+}
+
+/* SWGIProcessGroup NAME. A group may be defined after its first use, so a
+ * name that no SWGIDaemonProcess defines is found out by the request (500,
+ * and a log line naming it), as mod_wsgi does. */
+static const char *set_process_group(cmd_parms *cmd, void *mconfig, const char *name)
+{
+    swgi_dir_conf_t *conf = mconfig;
+
+    if (strcmp(name, SWGI_GLOBAL_GROUP) && !valid_group_name(name)) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": '", name, "' is not a valid "
+                           "process group name (or " SWGI_GLOBAL_GROUP " for embedded mode)",
+                           NULL);
+    }
+    conf->process_group = name;
+    return NULL;
+}
+
 /*
  * The length of the part of uri that prefix maps, or -1. The prefix matches
  * whole path segments: "/hello" maps "/hello" and "/hello/x", not
@@ -259,5 +518,12 @@ const command_rec swgi_cmds[] = {
                  RSRC_CONF | ACCESS_CONF,
                  "On to load application files owned by users other than root "
                  "and Apache's, or writable by everyone (default Off)"),
+    AP_INIT_RAW_ARGS("SWGIDaemonProcess", set_daemon_process, NULL, RSRC_CONF,
+                     "a process group name, then options (processes=N threads=N "
+                     "user= group= ...)"),
+    /* Not in .htaccess: it decides which processes and users run code. */
+    AP_INIT_TAKE1("SWGIProcessGroup", set_process_group, NULL, RSRC_CONF | ACCESS_CONF,
+                  "the SWGIDaemonProcess that serves the applications here, or "
+                  SWGI_GLOBAL_GROUP " (embedded: Apache's own processes)"),
     { NULL }
 };

@@ -87,7 +87,10 @@ static const char *own_https(swgi_environ_t *env)
 }
 
 static const char *own_version(swgi_environ_t *env) { return MOD_SWGI_VERSION; }
-static const char *own_process_group(swgi_environ_t *env) { return ""; }
+static const char *own_process_group(swgi_environ_t *env)
+{
+    return env->process_group ? env->process_group : "";
+}
 static const char *own_application_path(swgi_environ_t *env) { return env->app_path; }
 static const char *own_entry_point(swgi_environ_t *env) { return env->entry; }
 

@@ -21,19 +21,6 @@ APLOG_USE_MODULE(swgi);
 /* Writes at least this big are passed on at once instead of gathered. */
 #define SWGI_GATHER_LIMIT 8192
 
-/* The state of one request, the `host` pointer of the ABI's callbacks. */
-typedef struct {
-    request_rec *r;
-    apr_bucket_brigade *bb;         /* output, made once per request */
-    apr_bucket_brigade *in;         /* input */
-    int started;                    /* start_response was called */
-    int passed;                     /* output reached the filters: headers are out */
-    int input_done;                 /* the request body's EOS was seen */
-    int input_status;               /* HTTP status of a failed body read, or 0 */
-    int client_gone;
-    swgi_environ_t environ;
-} swgi_host_t;
-
 static uint32_t mpm_flags;
 
 void swgi_handler_child_init(apr_pool_t *p, server_rec *s)
@@ -67,7 +54,7 @@ static int64_t input_failed(swgi_host_t *host, apr_status_t rv)
     return -1;
 }
 
-static int64_t host_read(void *h, char *buf, size_t len)
+int64_t swgi_host_read(void *h, char *buf, size_t len)
 {
     swgi_host_t *host = h;
     request_rec *r = host->r;
@@ -118,7 +105,7 @@ static int64_t host_read(void *h, char *buf, size_t len)
     return (int64_t)copied;
 }
 
-static int host_start_response(void *h, int status, swgi_bytes status_line,
+int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
                                const swgi_pair *headers, size_t nheaders)
 {
     swgi_host_t *host = h;
@@ -177,7 +164,7 @@ static int pass(swgi_host_t *host)
     return SWGI_OK;
 }
 
-static int host_write(void *h, const char *data, size_t len, int flush)
+int swgi_host_write(void *h, const char *data, size_t len, int flush)
 {
     swgi_host_t *host = h;
     request_rec *r = host->r;
@@ -235,7 +222,7 @@ static int host_send_file(void *h, const char *path, size_t path_len,
     return pass(host);
 }
 
-static void host_log(void *h, int level, const char *message, size_t len)
+void swgi_host_log(void *h, int level, const char *message, size_t len)
 {
     swgi_host_t *host = h;
     request_rec *r = host->r;
@@ -272,10 +259,10 @@ static void host_environ_all(void *h, const swgi_pair **pairs, size_t *count)
 
 static const swgi_host_v1 host_callbacks = {
     sizeof(swgi_host_v1),
-    host_read,
-    host_start_response,
-    host_write,
-    host_log,
+    swgi_host_read,
+    swgi_host_start_response,
+    swgi_host_write,
+    swgi_host_log,
     host_send_file,
     host_environ_get,
     host_environ_all,
@@ -363,15 +350,30 @@ int swgi_handler(request_rec *r)
         return rc;
     }
 
-    app = swgi_load_app(r, app_path, entry, cache, dconf->allow_untrusted == 1);
-    if (!app) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     memset(&host, 0, sizeof(host));
     host.r = r;
     host.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     host.in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+
+    if (dconf->process_group && strcmp(dconf->process_group, SWGI_GLOBAL_GROUP)) {
+        swgi_daemon_t *daemon = swgi_find_daemon(dconf->process_group);
+
+        if (!daemon) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SWGIProcessGroup %s: no SWGIDaemonProcess of that name is "
+                          "configured (application %s)", dconf->process_group, app_path);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        swgi_environ_init(&host.environ, r, dconf, app_path, entry);
+        host.environ.process_group = daemon->name;
+        return swgi_remote_handle(&host, daemon, app_path, entry,
+                                  dconf->allow_untrusted == 1);
+    }
+
+    app = swgi_load_app(r, app_path, entry, cache, dconf->allow_untrusted == 1);
+    if (!app) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     memset(&request, 0, sizeof(request));
     request.size = sizeof(request);
@@ -389,9 +391,15 @@ int swgi_handler(request_rec *r)
     }
 
     rc = app->handle(app->context, &request);
+    return swgi_host_finish(&host, rc, app_path);
+}
 
-    if (rc == SWGI_DONE && host.started) {
-        return finish(&host, 1);
+int swgi_host_finish(swgi_host_t *host, int rc, const char *app_path)
+{
+    request_rec *r = host->r;
+
+    if (rc == SWGI_DONE && host->started) {
+        return finish(host, 1);
     }
     if (rc == SWGI_DONE) {
         /* The application side promised a response and did not start one. */
@@ -399,16 +407,25 @@ int swgi_handler(request_rec *r)
                       "SWGI application %s ended without a response", app_path);
         rc = HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (host.passed) {
-        return finish(&host, 0);
+    if (host->passed) {
+        return finish(host, 0);
     }
     /* Nothing sent yet: answer with an error page of Apache's own. */
-    apr_brigade_cleanup(host.bb);
+    swgi_host_reset(host);
+    if (host->input_status) {
+        return host->input_status;
+    }
+    return (rc >= 400 && rc < 600) ? rc : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+void swgi_host_reset(swgi_host_t *host)
+{
+    request_rec *r = host->r;
+
+    apr_brigade_cleanup(host->bb);
     apr_table_clear(r->headers_out);
     r->status = HTTP_OK;
     r->status_line = NULL;
-    if (host.input_status) {
-        return host.input_status;
-    }
-    return (rc >= 400 && rc < 600) ? rc : HTTP_INTERNAL_SERVER_ERROR;
+    r->content_type = NULL;
+    host->started = 0;
 }

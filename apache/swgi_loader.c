@@ -44,6 +44,8 @@ typedef struct {
 
 static apr_pool_t *loader_pool;
 static apr_hash_t *loaded;
+/* In a daemon process running as another user: that user may own files too. */
+static uid_t also_trusted = (uid_t)-1;
 #if APR_HAS_THREADS
 static apr_thread_mutex_t *loader_lock;
 #endif
@@ -57,6 +59,18 @@ void swgi_loader_child_init(apr_pool_t *p, server_rec *s)
     apr_thread_mutex_create(&loader_lock, APR_THREAD_MUTEX_DEFAULT, p);
 #endif
 }
+
+void swgi_loader_trust_owner(uid_t uid)
+{
+    also_trusted = uid;
+}
+
+/* A log line for the request, or for the server in a daemon process. */
+#define LOG(level, ...) \
+    do { \
+        if (r) { ap_log_rerror(APLOG_MARK, level, 0, r, __VA_ARGS__); } \
+        else { ap_log_error(APLOG_MARK, level, 0, s, __VA_ARGS__); } \
+    } while (0)
 
 static void lock(void)
 {
@@ -144,7 +158,8 @@ static void remember(void **cache, const char *entry, const swgi_app_v1 *app,
  */
 static const char *untrusted_reason(const apr_finfo_t *finfo)
 {
-    if (finfo->user != 0 && finfo->user != ap_unixd_config.user_id) {
+    if (finfo->user != 0 && finfo->user != ap_unixd_config.user_id
+        && finfo->user != also_trusted) {
         return apr_psprintf(loader_pool, "it is owned by uid %ld, neither root nor "
                             "Apache's user (uid %ld)", (long)finfo->user,
                             (long)ap_unixd_config.user_id);
@@ -156,20 +171,22 @@ static const char *untrusted_reason(const apr_finfo_t *finfo)
 }
 
 /* NULL after one log line if `untrusted` and this directory does not allow it. */
-static const swgi_app_v1 *trusted(request_rec *r, const char *path, const swgi_app_v1 *app,
-                                  const char *untrusted, int allow_untrusted)
+static const swgi_app_v1 *trusted(request_rec *r, server_rec *s, const char *path,
+                                  const swgi_app_v1 *app, const char *untrusted,
+                                  int allow_untrusted)
 {
     if (untrusted && !allow_untrusted) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "SWGI application %s refused: %s (SWGIAllowUntrustedFiles On "
-                      "accepts it)", path, untrusted);
+        LOG(APLOG_ERR, "SWGI application %s refused: %s (SWGIAllowUntrustedFiles On "
+            "accepts it)", path, untrusted);
         return NULL;
     }
     return app;
 }
 
-const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
-                                 void **cache, int allow_untrusted)
+/* Logs to r, or to s when r is NULL (a daemon process); p for scratch. */
+static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
+                                   const char *path, const char *entry, void **cache,
+                                   int allow_untrusted)
 {
     swgi_cached_app_t *cached = cache ? __atomic_load_n(cache, __ATOMIC_ACQUIRE) : NULL;
     const char *key;
@@ -181,28 +198,26 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
 
     /* The usual case: an alias whose application this child has loaded. */
     if (cached && !strcmp(cached->entry, entry)) {
-        return trusted(r, path, cached->app, cached->untrusted, allow_untrusted);
+        return trusted(r, s, path, cached->app, cached->untrusted, allow_untrusted);
     }
-    key = apr_pstrcat(r->pool, path, "\n", entry, NULL);
+    key = apr_pstrcat(p, path, "\n", entry, NULL);
     lock();
     item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
     if (item && item->app) {
         remember(cache, entry, item->app, item->untrusted);
         unlock();
-        return trusted(r, path, item->app, item->untrusted, allow_untrusted);
+        return trusted(r, s, path, item->app, item->untrusted, allow_untrusted);
     }
 
     if (apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_TYPE
-                 | APR_FINFO_USER | APR_FINFO_PROT, r->pool) != APR_SUCCESS) {
+                 | APR_FINFO_USER | APR_FINFO_PROT, p) != APR_SUCCESS) {
         unlock();
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "cannot load SWGI application %s: no such file", path);
+        LOG(APLOG_ERR, "cannot load SWGI application %s: no such file", path);
         return NULL;
     }
     if (finfo.filetype != APR_REG) {
         unlock();
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "cannot load SWGI application %s: not a regular file", path);
+        LOG(APLOG_ERR, "cannot load SWGI application %s: not a regular file", path);
         return NULL;
     }
     /* A library that failed before fails again until its file changes:
@@ -210,8 +225,7 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     if (item && item->mtime == finfo.mtime && item->size == finfo.size) {
         reason = item->reason;
         unlock();
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "cannot load SWGI application %s: %s", path, reason);
+        LOG(APLOG_ERR, "cannot load SWGI application %s: %s", path, reason);
         return NULL;
     }
 
@@ -219,7 +233,7 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     untrusted = untrusted_reason(&finfo);
     if (untrusted && !allow_untrusted) {
         unlock();
-        return trusted(r, path, NULL, untrusted, allow_untrusted);
+        return trusted(r, s, path, NULL, untrusted, allow_untrusted);
     }
     app = open_app(path, entry, &reason);
     if (!item) {
@@ -237,13 +251,22 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
     unlock();
 
     if (!app) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "cannot load SWGI application %s: %s", path, reason);
+        LOG(APLOG_ERR, "cannot load SWGI application %s: %s", path, reason);
         return NULL;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                  "loaded SWGI application %s (entry %s, SWGI %s) in process %"
-                  APR_PID_T_FMT, path, entry,
-                  app->swgi_version ? app->swgi_version : "?", getpid());
+    LOG(APLOG_INFO, "loaded SWGI application %s (entry %s, SWGI %s) in process %"
+        APR_PID_T_FMT, path, entry, app->swgi_version ? app->swgi_version : "?", getpid());
     return app;
+}
+
+const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
+                                 void **cache, int allow_untrusted)
+{
+    return load_app(r, r->server, r->pool, path, entry, cache, allow_untrusted);
+}
+
+const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
+                                        const char *entry, int allow_untrusted)
+{
+    return load_app(NULL, s, p, path, entry, NULL, allow_untrusted);
 }

@@ -288,6 +288,41 @@ func onAnotherThread(_ body: @escaping () -> Void) {
     pthread_join(thread, nil)
 }
 
+/// What daemon mode's tests ask of the process that serves them:
+/// `?sleep=MS` waits before it answers; `?trap` crashes the process (a Swift
+/// trap); `?trap-after-start` sends the head and a first chunk, then traps;
+/// `?grow=MIB` keeps that much more memory for the life of the process.
+/// The answer: `pid= uid= gid= cwd= umask= multithread= multiprocess= group=` lines.
+struct DaemonProbe: Application {
+    nonisolated(unsafe) static var kept: [[UInt8]] = []
+
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        let query = environ.query
+        if let ms = Int(query["sleep"] ?? "") { usleep(UInt32(ms) * 1000) }
+        if query["trap"] != nil { fatalError("DaemonProbe: trap requested") }
+        if let mib = Int(query["grow"] ?? "") {
+            DaemonProbe.kept.append([UInt8](repeating: 1, count: mib << 20))
+        }
+        if query["trap-after-start"] != nil {
+            let write = try startResponse("200 OK", [("Content-Type", "text/plain")])
+            try write("first chunk\n")
+            fatalError("DaemonProbe: trap after the response began")
+        }
+        var cwd = [CChar](repeating: 0, count: 4096)
+        let mask = umask(0o022)
+        umask(mask)
+        let lines = [
+            "pid=\(getpid())", "uid=\(getuid())", "gid=\(getgid())",
+            "cwd=\(getcwd(&cwd, cwd.count) != nil ? String(cString: cwd) : "?")",
+            "umask=\(String(mask, radix: 8))",
+            "multithread=\(environ.multithread)", "multiprocess=\(environ.multiprocess)",
+            "group=\(environ["mod_swgi.process_group"] ?? "-")",
+        ]
+        try startResponse("200 OK", [("Content-Type", "text/plain")])
+        return [Chunk(lines.joined(separator: "\n") + "\n")]
+    }
+}
+
 func residentKiB() -> Int { procStatus("VmRSS:") }
 
 /// A number from /proc/self/status (`VmRSS:` in KiB, `Threads:`), 0 if absent.
@@ -315,3 +350,4 @@ func procStatus(_ field: String) -> Int {
 @c(swgi_entry_lookups) public func lookups() -> UnsafeRawPointer { exportApplication(Lookups()) }
 @c(swgi_entry_kept) public func kept() -> UnsafeRawPointer { exportApplication(Kept()) }
 @c(swgi_entry_version) public func version() -> UnsafeRawPointer { exportApplication(Version()) }
+@c(swgi_entry_daemon) public func daemonProbe() -> UnsafeRawPointer { exportApplication(DaemonProbe()) }

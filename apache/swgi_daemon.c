@@ -1,0 +1,1017 @@
+/*
+ * swgi_daemon.c: daemon mode's processes (SWGIDaemonProcess).
+ *
+ * In the Apache parent (post_config): one listening UNIX socket per group,
+ * under Apache's runtime directory, that only Apache's user may connect to;
+ * then the group's processes, forked and registered as "other children" so
+ * that the MPM reports their death and another is started in their place.
+ * When Apache restarts or stops, the configuration pool's cleanup sends each
+ * process SIGTERM: it finishes the requests it is serving (up to
+ * graceful-timeout) and exits, and is not replaced. A restart starts the new
+ * configuration's processes on a new socket renamed over the old path, so
+ * Apache's children, old and new, always find a listener.
+ *
+ * In a daemon process: no Swift code runs before the fork (the parent never
+ * loads an application); the process takes its user, group, umask and
+ * directory, then `threads` workers accept connections (swgi_wire.h), load
+ * the application on first use (swgi_loader.c) and call it through the same
+ * ABI as embedded mode, with callbacks that turn its calls into frames. The
+ * main thread watches: maximum-requests, memory-limit, restart-interval,
+ * inactivity-timeout, request-timeout and startup-timeout each make the
+ * process stop accepting, finish what it serves (up to graceful-timeout)
+ * and exit, and the parent starts a fresh one.
+ *
+ * A worker that dies of a signal (a Swift trap is SIGILL or SIGTRAP) writes
+ * one K frame to the connection it serves, so that its Apache child can
+ * answer that request with 500 and name the signal; the Apache children of
+ * the other requests in flight see the connection end without one, and
+ * retry what can be retried (swgi_remote.c).
+ */
+#include "mod_swgi.h"
+#include "swgi_wire.h"
+
+#include "ap_listen.h"
+#include "http_core.h"
+#include "http_main.h"
+#include "unixd.h"
+
+#include "apr_strings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(swgi);
+
+/* A daemon process's exit status when it could not start (its user, its
+ * directory): the parent does not start it again in a loop. */
+#define EXIT_STARTUP_FAILED 100
+
+struct swgi_daemon_proc_t {
+    swgi_daemon_t *group;       /* in the configuration's pool: not once retired */
+    const char *name;           /* the group's name, kept as long as this record */
+    int slot;
+    int generation;             /* the configuration it belongs to */
+    int retired;                /* Apache restarts or stops: not replaced */
+    apr_proc_t proc;
+    apr_time_t started;
+};
+
+static int generation;
+static apr_pool_t *process_pool;
+static char **process_argv;     /* Apache's argv, for display-name */
+
+/* --- in the Apache parent ------------------------------------------------- */
+
+static void start_process(swgi_daemon_proc_t *dp);
+
+static const char *death_cause(apr_pool_t *p, int status)
+{
+    if (status == 0) {
+        return "exited";
+    }
+    if (status == EXIT_STARTUP_FAILED) {
+        return "could not start (see the line above)";
+    }
+    if (status > 0 && status < NSIG) {
+        return apr_psprintf(p, "died of signal %d (%s), or exited with status %d",
+                            status, strsignal(status), status);
+    }
+    return apr_psprintf(p, "exited with status %d", status);
+}
+
+/* The MPM's news of one process (apr_proc_other_child_*). */
+static void maintenance(int reason, void *data, int status)
+{
+    swgi_daemon_proc_t *dp = data;
+    swgi_daemon_t *d;
+
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        apr_proc_other_child_unregister(dp);
+        if (dp->retired || dp->generation != generation) {
+            /* Its configuration (and group record) may be gone. */
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
+                         "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' "
+                         "(stopping) %s", dp->proc.pid, dp->name,
+                         death_cause(process_pool, status));
+            break;
+        }
+        d = dp->group;
+        if (status == EXIT_STARTUP_FAILED) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->server,
+                         "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' "
+                         "could not start; not starting it again until Apache restarts",
+                         dp->proc.pid, d->name);
+            break;
+        }
+        ap_log_error(APLOG_MARK, status ? APLOG_ERR : APLOG_INFO, 0, d->server,
+                     "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' %s; "
+                     "starting another", dp->proc.pid, d->name,
+                     death_cause(process_pool, status));
+        start_process(dp);
+        break;
+    case APR_OC_REASON_RESTART:
+        /* Apache restarts or stops: finish what is in flight, then exit. */
+        if (!dp->retired) {
+            dp->retired = 1;
+            kill(dp->proc.pid, SIGTERM);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void daemon_main(swgi_daemon_proc_t *dp) __attribute__((noreturn));
+
+static void start_process(swgi_daemon_proc_t *dp)
+{
+    swgi_daemon_t *d = dp->group;
+    apr_status_t rv = apr_proc_fork(&dp->proc, process_pool);
+
+    if (rv == APR_INCHILD) {
+        daemon_main(dp);
+    }
+    if (rv != APR_INPARENT) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, d->server,
+                     "cannot fork a daemon process for SWGI process group '%s'", d->name);
+        return;
+    }
+    dp->started = apr_time_now();
+    apr_proc_other_child_register(&dp->proc, maintenance, dp, NULL, process_pool);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
+                 "started daemon process %" APR_PID_T_FMT " of SWGI process group '%s'",
+                 dp->proc.pid, d->name);
+}
+
+/* The configuration ends (a restart, or Apache stops): its processes finish
+ * what they serve and exit, and are not replaced. */
+static apr_status_t end_group(void *data)
+{
+    swgi_daemon_t *d = data;
+    int slot;
+
+    for (slot = 0; d->procs && slot < d->processes; slot++) {
+        swgi_daemon_proc_t *dp = d->procs[slot];
+
+        if (dp && !dp->retired && dp->proc.pid > 0) {
+            dp->retired = 1;
+            kill(dp->proc.pid, SIGTERM);
+        }
+    }
+    if (d->listen_fd >= 0) {
+        close(d->listen_fd);
+        d->listen_fd = -1;
+    }
+    /* When Apache stops, nobody will connect again. When it restarts, the
+     * next configuration renames its socket over this path. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING) {
+        unlink(d->socket_path);
+    }
+    return APR_SUCCESS;
+}
+
+/* Makes the group's listening socket: bound under a temporary name, then
+ * renamed over the path, so that the path never lacks a listener. */
+static int make_listener(swgi_daemon_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    struct sockaddr_un addr;
+    const char *temp;
+    int fd;
+
+    d->socket_path = ap_runtime_dir_relative(pconf, apr_psprintf(ptemp, "swgi.%ld.%s.sock",
+                                                                 (long)getpid(), d->name));
+    temp = apr_pstrcat(ptemp, d->socket_path, ".new", NULL);
+    if (strlen(temp) >= sizeof(addr.sun_path)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, d->server,
+                     "SWGIDaemonProcess %s: the socket path %s is too long for a UNIX "
+                     "socket (%d bytes at most): choose a shorter DefaultRuntimeDir",
+                     d->name, temp, (int)sizeof(addr.sun_path) - 1);
+        return -1;
+    }
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, temp);
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, d->server,
+                     "SWGIDaemonProcess %s: cannot create a socket", d->name);
+        return -1;
+    }
+    unlink(temp);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0
+        || (geteuid() == 0 && chown(temp, ap_unixd_config.user_id, (gid_t)-1) < 0)
+        || chmod(temp, 0600) < 0
+        || listen(fd, d->listen_backlog) < 0
+        || rename(temp, d->socket_path) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, d->server,
+                     "SWGIDaemonProcess %s: cannot listen on %s", d->name, d->socket_path);
+        close(fd);
+        unlink(temp);
+        return -1;
+    }
+    d->listen_fd = fd;
+    apr_pool_cleanup_register(pconf, d, end_group, apr_pool_cleanup_null);
+    return 0;
+}
+
+int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    int i, slot;
+
+    /* The first reading of the configuration at startup only checks it; a
+     * configuration test or dump starts nothing. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_NORMAL) {
+        return OK;
+    }
+    generation = ap_state_query(AP_SQ_CONFIG_GEN);
+    process_pool = s->process->pool;
+    process_argv = (char **)s->process->argv;
+
+    for (i = 0; i < swgi_daemons->nelts; i++) {
+        swgi_daemon_t *d = APR_ARRAY_IDX(swgi_daemons, i, swgi_daemon_t *);
+
+        if ((d->user || d->group) && geteuid() != 0) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
+                         "SWGIDaemonProcess %s: user= and group= need Apache to start as "
+                         "root; its processes run as uid %ld", d->name, (long)geteuid());
+        }
+        if (make_listener(d, pconf, ptemp) < 0) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        /* Records of processes live as long as Apache: the MPM may report a
+         * process of this configuration after the configuration is gone. */
+        d->procs = apr_pcalloc(process_pool, sizeof(*d->procs) * d->processes);
+        for (slot = 0; slot < d->processes; slot++) {
+            swgi_daemon_proc_t *dp = apr_pcalloc(process_pool, sizeof(*dp));
+
+            dp->group = d;
+            dp->name = apr_pstrdup(process_pool, d->name);
+            dp->slot = slot;
+            dp->generation = generation;
+            d->procs[slot] = dp;
+            start_process(dp);
+        }
+    }
+    return OK;
+}
+
+void swgi_daemon_child_init(apr_pool_t *p, server_rec *s)
+{
+    int i;
+
+    /* Apache's children only connect. */
+    for (i = 0; swgi_daemons && i < swgi_daemons->nelts; i++) {
+        swgi_daemon_t *d = APR_ARRAY_IDX(swgi_daemons, i, swgi_daemon_t *);
+
+        if (d->listen_fd >= 0) {
+            close(d->listen_fd);
+            d->listen_fd = -1;
+        }
+    }
+}
+
+/* --- in a daemon process ---------------------------------------------------- */
+
+typedef struct {
+    pthread_t thread;
+    int index;
+    volatile int fd;                    /* the connection served, or -1 */
+    volatile apr_time_t busy_since;     /* 0 when idle */
+    volatile int loading;               /* loading an application (startup-timeout) */
+    apr_pool_t *pool;                   /* cleared after each request */
+    swgi_wbuf_t out;                    /* frames not yet sent */
+} worker_t;
+
+static struct {
+    swgi_daemon_proc_t *proc;
+    swgi_daemon_t *group;
+    server_rec *server;
+    int listen_fd;
+    worker_t *workers;
+    int nworkers;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int stopping;
+    const char *stop_reason;
+    int active;
+    int requests;
+    apr_time_t started;
+    apr_time_t last_activity;
+    int wake[2];                        /* readable once stopping */
+    volatile sig_atomic_t signalled;
+    struct sigaction crash_old[NSIG];
+} dstate;
+
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT };
+
+/* The signal handler of a worker that dies: tells its Apache child. Only
+ * async-signal-safe calls. */
+static void crashed(int sig, siginfo_t *info, void *context)
+{
+    pthread_t self = pthread_self();
+    int i;
+
+    for (i = 0; i < dstate.nworkers; i++) {
+        worker_t *w = &dstate.workers[i];
+
+        if (pthread_equal(w->thread, self) && w->fd >= 0) {
+            char frame[SWGI_WIRE_HEADER + 8];
+            int32_t values[2];
+
+            values[0] = sig;
+            values[1] = (int32_t)getpid();
+            swgi_wire_header(frame, 'K', 0, 8);
+            memcpy(frame + SWGI_WIRE_HEADER, values, 8);
+            (void)!send(w->fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT);
+            break;
+        }
+    }
+    /* Die of the signal: it is blocked while this runs, and delivered with
+     * its default action when this returns (or the fault repeats). */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Installs the crash handler where something else (the Swift runtime, when
+ * an application library loads) put its own. */
+static void install_crash_handlers(void)
+{
+    struct sigaction sa, current;
+    size_t i;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = crashed;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++) {
+        if (sigaction(crash_signals[i], NULL, &current) == 0
+            && (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == crashed) {
+            continue;
+        }
+        sigaction(crash_signals[i], &sa, &dstate.crash_old[crash_signals[i]]);
+    }
+}
+
+static void stop_signal(int sig)
+{
+    int saved = errno;
+
+    dstate.signalled = sig;
+    (void)!write(dstate.wake[1], "s", 1);
+    errno = saved;
+}
+
+/* Stops accepting (called with the lock held); the first reason is logged. */
+static void begin_stop(const char *reason)
+{
+    if (dstate.stopping) {
+        return;
+    }
+    dstate.stopping = 1;
+    dstate.stop_reason = reason;
+    (void)!write(dstate.wake[1], "x", 1);
+    pthread_cond_broadcast(&dstate.changed);
+}
+
+/* Resident memory in bytes, from /proc (0 if unknown). */
+static apr_int64_t resident_bytes(void)
+{
+    char buf[128];
+    long pages = 0, rss = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0) {
+        return 0;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    if (sscanf(buf, "%ld %ld", &pages, &rss) != 2) {
+        return 0;
+    }
+    return (apr_int64_t)rss * sysconf(_SC_PAGESIZE);
+}
+
+/* --- one request in a worker ---------------------------------------------- */
+
+typedef struct {
+    worker_t *w;
+    int fd;
+    swgi_reader_t *rd;
+    int started;
+    int sent_body;
+    int input_done;
+    int input_failed;
+    int gone;                   /* the connection to the Apache child failed */
+} dhost_t;
+
+/* Sends the frames gathered in the worker's buffer. */
+static int send_out(dhost_t *h)
+{
+    swgi_wbuf_t *out = &h->w->out;
+
+    if (out->len && !h->gone && swgi_wire_write(h->fd, out->data, out->len) < 0) {
+        h->gone = 1;
+    }
+    out->len = 0;
+    return h->gone ? SWGI_ECLIENT : SWGI_OK;
+}
+
+static int64_t d_read(void *hv, char *buf, size_t len)
+{
+    dhost_t *h = hv;
+    swgi_wbuf_t *out = &h->w->out;
+    swgi_frame_t f;
+
+    if (h->input_done || len == 0) {
+        return 0;
+    }
+    if (h->input_failed || h->gone) {
+        return -1;
+    }
+    if (len > SWGI_WIRE_CHUNK) {
+        len = SWGI_WIRE_CHUNK;
+    }
+    swgi_wbuf_begin(out, 'R', 0);
+    swgi_wbuf_u32(out, (uint32_t)len);
+    swgi_wbuf_end(out);
+    if (send_out(h) != SWGI_OK || swgi_reader_next(h->rd, &f) != 1) {
+        h->gone = 1;
+        return -1;
+    }
+    switch (f.type) {
+    case 'B':
+        if (f.len == 0 || f.len > len) {
+            break;
+        }
+        memcpy(buf, f.payload, f.len);
+        return (int64_t)f.len;
+    case 'E':
+        h->input_done = 1;
+        return 0;
+    case 'X':
+        h->input_failed = 1;
+        return -1;
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,
+                 "SWGI daemon: unexpected frame '%c' while reading a request body", f.type);
+    h->gone = 1;
+    return -1;
+}
+
+static int d_start_response(void *hv, int status, swgi_bytes status_line,
+                            const swgi_pair *headers, size_t nheaders)
+{
+    dhost_t *h = hv;
+    swgi_wbuf_t *out = &h->w->out;
+    size_t i;
+
+    if (h->sent_body) {
+        return SWGI_ESTATE;
+    }
+    swgi_wbuf_begin(out, 'S', 0);
+    swgi_wbuf_u32(out, (uint32_t)status);
+    swgi_wbuf_bytes(out, status_line.data, status_line.len);
+    swgi_wbuf_u32(out, (uint32_t)nheaders);
+    for (i = 0; i < nheaders; i++) {
+        swgi_wbuf_bytes(out, headers[i].name.data, headers[i].name.len);
+        swgi_wbuf_bytes(out, headers[i].value.data, headers[i].value.len);
+    }
+    swgi_wbuf_end(out);
+    h->started = 1;
+    return SWGI_OK;
+}
+
+static int d_write(void *hv, const char *data, size_t len, int flush)
+{
+    dhost_t *h = hv;
+    swgi_wbuf_t *out = &h->w->out;
+
+    if (!h->started) {
+        return SWGI_ESTATE;
+    }
+    if (h->gone) {
+        return SWGI_ECLIENT;
+    }
+    if (len) {
+        h->sent_body = 1;
+    }
+    /* Small writes gather in the buffer; big ones leave from the caller's
+     * memory, in frames of at most SWGI_WIRE_CHUNK. */
+    if (len < 8192 && !flush) {
+        swgi_wbuf_begin(out, 'W', 0);
+        swgi_wbuf_raw(out, data, len);
+        swgi_wbuf_end(out);
+        return out->len >= SWGI_WIRE_CHUNK ? send_out(h) : SWGI_OK;
+    }
+    do {
+        size_t n = len > SWGI_WIRE_CHUNK ? SWGI_WIRE_CHUNK : len;
+        char header[SWGI_WIRE_HEADER];
+        struct iovec iov[3];
+        int count = 0;
+
+        swgi_wire_header(header, 'W', (flush && n == len) ? SWGI_WIRE_FLUSH : 0, n);
+        if (out->len) {
+            iov[count].iov_base = out->data;
+            iov[count++].iov_len = out->len;
+        }
+        iov[count].iov_base = header;
+        iov[count++].iov_len = SWGI_WIRE_HEADER;
+        iov[count].iov_base = (void *)data;
+        iov[count++].iov_len = n;
+        out->len = 0;
+        if (swgi_wire_writev(h->fd, iov, count) < 0) {
+            h->gone = 1;
+            return SWGI_ECLIENT;
+        }
+        data += n;
+        len -= n;
+    } while (len > 0);
+    return SWGI_OK;
+}
+
+static void d_log(void *hv, int level, const char *message, size_t len)
+{
+    dhost_t *h = hv;
+    swgi_wbuf_t *out = &h->w->out;
+
+    if (h->gone) {
+        /* Its Apache child is gone: the line goes to the log from here. */
+        ap_log_error(APLOG_MARK, level, 0, dstate.server, "%.*s", (int)len, message);
+        return;
+    }
+    swgi_wbuf_begin(out, 'L', 0);
+    swgi_wbuf_u32(out, (uint32_t)level);
+    swgi_wbuf_raw(out, message, len);
+    swgi_wbuf_end(out);
+    send_out(h);
+}
+
+static const swgi_host_v1 daemon_callbacks = {
+    sizeof(swgi_host_v1),
+    d_read,
+    d_start_response,
+    d_write,
+    d_log,
+    /* Files are read here and sent as bytes: the Apache child, as another
+     * user, may not be able to open them. */
+    NULL,
+    /* The whole environ comes with the request. */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL
+};
+
+/* Sends a D frame with result rc. */
+static void send_done(dhost_t *h, int rc)
+{
+    swgi_wbuf_t *out = &h->w->out;
+
+    swgi_wbuf_begin(out, 'D', 0);
+    swgi_wbuf_u32(out, (uint32_t)rc);
+    swgi_wbuf_end(out);
+    send_out(h);
+}
+
+static void serve(worker_t *w, int fd)
+{
+    swgi_daemon_t *d = dstate.group;
+    swgi_reader_t rd;
+    swgi_frame_t f;
+    swgi_cursor_t c;
+    dhost_t h;
+    swgi_request_v1 request;
+    const swgi_app_v1 *app;
+    apr_time_t queued_since;
+    const char *path, *entry;
+    size_t path_len, entry_len, i, count;
+    swgi_pair *pairs;
+    int allow_untrusted, rc;
+    struct timeval tv;
+
+    memset(&h, 0, sizeof(h));
+    h.w = w;
+    h.fd = fd;
+    h.rd = &rd;
+    swgi_reader_init(&rd, fd);
+    /* The request follows the connection at once. */
+    rd.deadline = apr_time_now() + apr_time_from_sec(10);
+    if (swgi_reader_next(&rd, &f) != 1 || f.type != 'Q') {
+        swgi_reader_free(&rd);
+        return;
+    }
+    rd.deadline = 0;
+
+    c.p = f.payload;
+    c.end = f.payload + f.len;
+    c.bad = 0;
+    memset(&request, 0, sizeof(request));
+    request.size = sizeof(request);
+    request.flags = swgi_cursor_u32(&c);
+    request.timeout_usec = swgi_cursor_i64(&c);
+    queued_since = swgi_cursor_i64(&c);
+    allow_untrusted = (int)swgi_cursor_u32(&c);
+    path = swgi_cursor_bytes(&c, &path_len);
+    entry = swgi_cursor_bytes(&c, &entry_len);
+    count = swgi_cursor_u32(&c);
+    if (c.bad || count > f.len / 8) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,
+                     "SWGI daemon: a malformed request from an Apache child");
+        swgi_reader_free(&rd);
+        return;
+    }
+    path = apr_pstrmemdup(w->pool, path, path_len);
+    entry = apr_pstrmemdup(w->pool, entry, entry_len);
+    pairs = apr_palloc(w->pool, sizeof(*pairs) * (count ? count : 1));
+    for (i = 0; i < count; i++) {
+        pairs[i].name.data = swgi_cursor_bytes(&c, &pairs[i].name.len);
+        pairs[i].value.data = swgi_cursor_bytes(&c, &pairs[i].value.len);
+    }
+    if (c.bad) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,
+                     "SWGI daemon: a malformed environ from an Apache child");
+        swgi_reader_free(&rd);
+        return;
+    }
+    /* The frame stays in the reader's buffer until the next read, which may
+     * move it: the environ the application sees must not. */
+    for (i = 0; i < count; i++) {
+        pairs[i].name.data = apr_pstrmemdup(w->pool, pairs[i].name.data, pairs[i].name.len);
+        pairs[i].value.data = apr_pstrmemdup(w->pool, pairs[i].value.data, pairs[i].value.len);
+    }
+
+    /* From here a crash of this worker is reported on this connection. */
+    w->fd = fd;
+    swgi_wbuf_begin(&w->out, 'A', 0);
+    swgi_wbuf_end(&w->out);
+    send_out(&h);
+
+    if (request.timeout_usec > 0) {
+        tv.tv_sec = request.timeout_usec / APR_USEC_PER_SEC;
+        tv.tv_usec = request.timeout_usec % APR_USEC_PER_SEC;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+
+    if (d->queue_timeout && apr_time_now() - queued_since > d->queue_timeout) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dstate.server,
+                     "SWGI process group '%s': a request for %s waited longer than "
+                     "queue-timeout (%.1f s) for a thread: 503", d->name, path,
+                     (double)d->queue_timeout / APR_USEC_PER_SEC);
+        send_done(&h, HTTP_SERVICE_UNAVAILABLE);
+        w->fd = -1;
+        swgi_reader_free(&rd);
+        return;
+    }
+
+    w->loading = 1;
+    app = swgi_load_app_server(dstate.server, w->pool, path, entry, allow_untrusted);
+    w->loading = 0;
+    if (!app) {
+        send_done(&h, HTTP_INTERNAL_SERVER_ERROR);
+        w->fd = -1;
+        swgi_reader_free(&rd);
+        return;
+    }
+    /* The Swift runtime of a library loaded just now may have put its own
+     * handlers in place of this process's. */
+    install_crash_handlers();
+
+    request.host = &h;
+    request.callbacks = &daemon_callbacks;
+    request.environ = pairs;
+    request.environ_count = count;
+    rc = app->handle(app->context, &request);
+    if (!h.gone) {
+        send_done(&h, rc);
+    }
+    w->fd = -1;
+    swgi_reader_free(&rd);
+}
+
+/* --- workers and the watch ---------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    swgi_daemon_t *d = dstate.group;
+    stack_t ss;
+
+    /* A stack for the crash handler, which must run after a stack overflow too. */
+    ss.ss_size = 64 * 1024;
+    ss.ss_sp = malloc(ss.ss_size);
+    ss.ss_flags = 0;
+    if (ss.ss_sp) {
+        sigaltstack(&ss, NULL);
+    }
+
+    for (;;) {
+        struct pollfd pfd[2];
+        int fd;
+
+        pfd[0].fd = dstate.listen_fd;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = dstate.wake[0];
+        pfd[1].events = POLLIN;
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+            break;
+        }
+        if (pfd[1].revents) {
+            break;          /* stopping */
+        }
+        if (!(pfd[0].revents & POLLIN)) {
+            continue;
+        }
+        fd = accept4(dstate.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            continue;       /* another worker took it */
+        }
+        pthread_mutex_lock(&dstate.lock);
+        if (dstate.stopping) {
+            /* Never seen by the application (no A frame): its Apache child
+             * sends it again, to a process that is not stopping. */
+            pthread_mutex_unlock(&dstate.lock);
+            close(fd);
+            break;
+        }
+        dstate.active++;
+        w->busy_since = apr_time_now();
+        pthread_mutex_unlock(&dstate.lock);
+
+        serve(w, fd);
+        close(fd);
+        apr_pool_clear(w->pool);
+        if (w->out.cap > 4 * SWGI_WIRE_CHUNK) {
+            swgi_wbuf_free(&w->out);
+        }
+
+        pthread_mutex_lock(&dstate.lock);
+        dstate.active--;
+        dstate.requests++;
+        dstate.last_activity = apr_time_now();
+        w->busy_since = 0;
+        if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
+            begin_stop("it served maximum-requests");
+        }
+        if (d->memory_limit && resident_bytes() > d->memory_limit) {
+            begin_stop("its resident memory passed memory-limit");
+        }
+        pthread_cond_broadcast(&dstate.changed);
+        pthread_mutex_unlock(&dstate.lock);
+    }
+    return NULL;
+}
+
+/* Checks the limits that depend on time (with the lock held). */
+static void watch(apr_time_t now)
+{
+    swgi_daemon_t *d = dstate.group;
+    int i;
+
+    if (dstate.signalled) {
+        begin_stop("Apache is stopping or restarting");
+    }
+    if (d->restart_interval && now - dstate.started > d->restart_interval) {
+        begin_stop("restart-interval passed");
+    }
+    if (d->inactivity_timeout && dstate.active == 0
+        && now - dstate.last_activity > d->inactivity_timeout) {
+        begin_stop("it was idle for inactivity-timeout");
+    }
+    for (i = 0; i < dstate.nworkers; i++) {
+        apr_time_t since = dstate.workers[i].busy_since;
+
+        if (!since) {
+            continue;
+        }
+        if (d->request_timeout && now - since > d->request_timeout) {
+            begin_stop("a request ran longer than request-timeout");
+        }
+        if (d->startup_timeout && dstate.workers[i].loading
+            && now - since > d->startup_timeout) {
+            begin_stop("loading an application took longer than startup-timeout");
+        }
+    }
+}
+
+/* Requests in flight that are worth waiting for (with the lock held). */
+static int still_running(apr_time_t now)
+{
+    swgi_daemon_t *d = dstate.group;
+    int i, n = 0;
+
+    for (i = 0; i < dstate.nworkers; i++) {
+        apr_time_t since = dstate.workers[i].busy_since;
+
+        if (since && (!d->request_timeout || now - since <= d->request_timeout)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Takes the group's user, group, umask, directory and name. */
+static int become(swgi_daemon_t *d)
+{
+    uid_t uid = d->user ? d->uid : ap_unixd_config.user_id;
+    gid_t gid = (d->user || d->group) ? d->gid : ap_unixd_config.group_id;
+    const char *user = d->user ? d->user : ap_unixd_config.user_name;
+    struct passwd *pw;
+    const char *home = d->home;
+    char comm[16];
+
+    if (geteuid() == 0) {
+        if (setgid(gid) < 0 || initgroups(user, gid) < 0 || setuid(uid) < 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, errno, d->server,
+                         "SWGI process group '%s': cannot become user %s (uid %ld, "
+                         "gid %ld)", d->name, user, (long)uid, (long)gid);
+            return -1;
+        }
+    }
+    swgi_loader_trust_owner(geteuid());
+    if (d->umask >= 0) {
+        umask((mode_t)d->umask);
+    }
+    if (!home) {
+        pw = getpwuid(geteuid());
+        home = pw && pw->pw_dir ? pw->pw_dir : "/";
+    }
+    if (chdir(home) < 0) {
+        ap_log_error(APLOG_MARK, d->home ? APLOG_CRIT : APLOG_WARNING, errno, d->server,
+                     "SWGI process group '%s': cannot change to directory %s",
+                     d->name, home);
+        if (d->home || chdir("/") < 0) {
+            return -1;
+        }
+    }
+    /* The name that ps -o comm and top show; display-name also replaces the
+     * command line (within the room Apache's own had). */
+    snprintf(comm, sizeof(comm), "swgi:%s", d->name);
+    prctl(PR_SET_NAME, d->display_name ? d->display_name : comm, 0, 0, 0);
+    if (d->display_name && process_argv && process_argv[0]) {
+        size_t room = 0;
+        char **arg;
+
+        for (arg = process_argv; *arg; arg++) {
+            if (*arg != process_argv[0] + room) {
+                break;      /* not contiguous: stay within what is */
+            }
+            room += strlen(*arg) + 1;
+        }
+        memset(process_argv[0], 0, room);
+        strncpy(process_argv[0], d->display_name, room - 1);
+    }
+    return 0;
+}
+
+static void daemon_main(swgi_daemon_proc_t *dp)
+{
+    swgi_daemon_t *d = dp->group;
+    struct sigaction sa;
+    sigset_t all;
+    apr_pool_t *pool;
+    apr_time_t deadline;
+    int i;
+
+    memset(&dstate, 0, sizeof(dstate));
+    dstate.proc = dp;
+    dstate.group = d;
+    dstate.server = d->server;
+    dstate.listen_fd = d->listen_fd;
+
+    /* Apache's signal handlers are the parent's: this process has its own. */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGWINCH, &sa, NULL);
+    if (pipe2(dstate.wake, O_CLOEXEC) < 0) {
+        _exit(EXIT_STARTUP_FAILED);
+    }
+    sa.sa_handler = stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    /* Gone with the Apache parent, whatever way it goes. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() == 1) {
+        _exit(0);
+    }
+
+    /* Only this group's listener: not Apache's ports, not other groups'. */
+    ap_close_listeners();
+    for (i = 0; i < swgi_daemons->nelts; i++) {
+        swgi_daemon_t *other = APR_ARRAY_IDX(swgi_daemons, i, swgi_daemon_t *);
+
+        if (other != d && other->listen_fd >= 0) {
+            close(other->listen_fd);
+        }
+    }
+    fcntl(dstate.listen_fd, F_SETFL, fcntl(dstate.listen_fd, F_GETFL) | O_NONBLOCK);
+
+    if (become(d) < 0) {
+        _exit(EXIT_STARTUP_FAILED);
+    }
+
+    apr_pool_create(&pool, process_pool);
+    apr_pool_tag(pool, "swgi_daemon");
+    swgi_loader_child_init(pool, d->server);
+    install_crash_handlers();
+
+    pthread_mutex_init(&dstate.lock, NULL);
+    pthread_cond_init(&dstate.changed, NULL);
+    dstate.started = dstate.last_activity = apr_time_now();
+    dstate.nworkers = d->threads;
+    dstate.workers = apr_pcalloc(pool, sizeof(worker_t) * d->threads);
+    for (i = 0; i < d->threads; i++) {
+        worker_t *w = &dstate.workers[i];
+        pthread_attr_t attr;
+
+        w->index = i;
+        w->fd = -1;
+        apr_pool_create(&w->pool, pool);
+        pthread_attr_init(&attr);
+        /* As much stack as an Apache thread has (Linux's default). */
+        pthread_attr_setstacksize(&attr, 8 * 1024 * 1024);
+        if (pthread_create(&w->thread, &attr, worker_main, w) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, errno, d->server,
+                         "SWGI process group '%s': cannot start its threads", d->name);
+            _exit(EXIT_STARTUP_FAILED);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->server,
+                 "SWGI process group '%s': process %ld serves with %d threads as uid %ld",
+                 d->name, (long)getpid(), d->threads, (long)geteuid());
+
+    /* The watch, until the process stops. */
+    pthread_mutex_lock(&dstate.lock);
+    while (!dstate.stopping) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&dstate.changed, &dstate.lock, &ts);
+        watch(apr_time_now());
+    }
+    ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
+                 "SWGI process group '%s': process %ld stops: %s (%d requests in flight)",
+                 d->name, (long)getpid(), dstate.stop_reason, dstate.active);
+    /* What is in flight finishes, within graceful-timeout; a request over
+     * request-timeout (already answered 504 by its Apache child) is not
+     * waited for. */
+    deadline = apr_time_now() + d->graceful_timeout;
+    while (still_running(apr_time_now()) > 0 && apr_time_now() < deadline) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&dstate.changed, &dstate.lock, &ts);
+    }
+    if (dstate.active > 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
+                     "SWGI process group '%s': process %ld exits with %d requests still "
+                     "running (%d of them over request-timeout)", d->name, (long)getpid(),
+                     dstate.active, dstate.active - still_running(apr_time_now()));
+    }
+    pthread_mutex_unlock(&dstate.lock);
+    /* No atexit handlers or pool cleanups: they belong to Apache's parent. */
+    _exit(0);
+}
