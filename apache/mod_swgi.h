@@ -123,6 +123,9 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
 /* The same for a daemon process, which has no request_rec: logs to s. */
 const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
                                         const char *entry, int allow_untrusted);
+/* 1 when (path, entry) was loaded in this process and the file has changed
+ * since (its time or size), or is gone. */
+int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p);
 /* Files owned by uid are trusted too (a daemon process's own user). */
 void swgi_loader_trust_owner(uid_t uid);
 

@@ -36,6 +36,7 @@
 #include "unixd.h"
 
 #include "apr_strings.h"
+#include "apr_thread_mutex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -663,6 +664,23 @@ static void serve(worker_t *w, int fd)
         pairs[i].value.data = apr_pstrmemdup(w->pool, pairs[i].value.data, pairs[i].value.len);
     }
 
+    /* A library that changed since this process loaded it: the group
+     * restarts, as mod_wsgi's daemons do when a script changes. Without an
+     * A frame, the Apache child sends the request again; a new process
+     * serves it with the new library. */
+    if (swgi_loader_changed(path, entry, w->pool)) {
+        pthread_mutex_lock(&dstate.lock);
+        if (!dstate.stopping) {
+            static char reason[600];
+
+            snprintf(reason, sizeof(reason), "the application file %s changed", path);
+            begin_stop(reason);
+        }
+        pthread_mutex_unlock(&dstate.lock);
+        swgi_reader_free(&rd);
+        return;
+    }
+
     /* From here a crash of this worker is reported on this connection. */
     w->fd = fd;
     swgi_wbuf_begin(&w->out, 'A', 0);
@@ -817,7 +835,9 @@ static void watch(apr_time_t now)
     }
 }
 
-/* Requests in flight that are worth waiting for (with the lock held). */
+/* Requests in flight that are worth waiting for (with the lock held): not
+ * those over request-timeout (their Apache child answered 504), nor loads
+ * over startup-timeout. */
 static int still_running(apr_time_t now)
 {
     swgi_daemon_t *d = dstate.group;
@@ -826,9 +846,16 @@ static int still_running(apr_time_t now)
     for (i = 0; i < dstate.nworkers; i++) {
         apr_time_t since = dstate.workers[i].busy_since;
 
-        if (since && (!d->request_timeout || now - since <= d->request_timeout)) {
-            n++;
+        if (!since) {
+            continue;
         }
+        if (d->request_timeout && now - since > d->request_timeout) {
+            continue;
+        }
+        if (d->startup_timeout && dstate.workers[i].loading && now - since > d->startup_timeout) {
+            continue;
+        }
+        n++;
     }
     return n;
 }
@@ -942,7 +969,20 @@ static void daemon_main(swgi_daemon_proc_t *dp)
         _exit(EXIT_STARTUP_FAILED);
     }
 
-    apr_pool_create(&pool, process_pool);
+    /* The workers' pools are used at once on their threads: their allocator
+     * has a mutex, as Apache's child pool's does. */
+    {
+        apr_allocator_t *allocator;
+        apr_thread_mutex_t *mutex;
+
+        if (apr_allocator_create(&allocator) != APR_SUCCESS
+            || apr_pool_create_ex(&pool, NULL, NULL, allocator) != APR_SUCCESS
+            || apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pool) != APR_SUCCESS) {
+            _exit(EXIT_STARTUP_FAILED);
+        }
+        apr_allocator_owner_set(allocator, pool);
+        apr_allocator_mutex_set(allocator, mutex);
+    }
     apr_pool_tag(pool, "swgi_daemon");
     swgi_loader_child_init(pool, d->server);
     install_crash_handlers();
@@ -990,9 +1030,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
                  "SWGI process group '%s': process %ld stops: %s (%d requests in flight)",
                  d->name, (long)getpid(), dstate.stop_reason, dstate.active);
-    /* What is in flight finishes, within graceful-timeout; a request over
-     * request-timeout (already answered 504 by its Apache child) is not
-     * waited for. */
+    /* What is in flight finishes, within graceful-timeout. */
     deadline = apr_time_now() + d->graceful_timeout;
     while (still_running(apr_time_now()) > 0 && apr_time_now() < deadline) {
         struct timespec ts;
@@ -1008,7 +1046,8 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     if (dstate.active > 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,
                      "SWGI process group '%s': process %ld exits with %d requests still "
-                     "running (%d of them over request-timeout)", d->name, (long)getpid(),
+                     "running (%d of them over request-timeout or startup-timeout)",
+                     d->name, (long)getpid(),
                      dstate.active, dstate.active - still_running(apr_time_now()));
     }
     pthread_mutex_unlock(&dstate.lock);

@@ -259,6 +259,29 @@ static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
     return app;
 }
 
+int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p)
+{
+    const char *key = apr_pstrcat(p, path, "\n", entry, NULL);
+    swgi_loaded_t *item;
+    apr_time_t mtime = 0;
+    apr_off_t size = 0;
+    apr_finfo_t finfo;
+
+    lock();
+    item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
+    if (item && item->app) {
+        mtime = item->mtime;
+        size = item->size;
+    }
+    unlock();
+    if (!mtime) {
+        return 0;
+    }
+    /* A file that is gone has changed too: its next load says so. */
+    return apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE, p) != APR_SUCCESS
+           || finfo.mtime != mtime || finfo.size != size;
+}
+
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
                                  void **cache, int allow_untrusted)
 {

@@ -37,7 +37,7 @@ def c_fixtures(tmp_path_factory):
     """Libraries that are not proper SWGI applications."""
     d = tmp_path_factory.mktemp("c-fixtures")
     libs = {}
-    for name in ("wrong_abi", "no_entry"):
+    for name in ("wrong_abi", "no_entry", "slow_load"):
         out = str(d / ("lib%s.so" % name))
         subprocess.run(["cc", "-shared", "-fPIC", "-I", ABI_INCLUDE, "-o", out,
                         os.path.join(FIXTURES, name + ".c")], check=True)

@@ -30,9 +30,16 @@ SWGIDaemonProcess queue processes=1 threads=1 queue-timeout=0.5
 SWGIDaemonProcess memory processes=1 threads=1 memory-limit=150M
 SWGIDaemonProcess idle processes=1 threads=1 inactivity-timeout=1
 SWGIDaemonProcess interval processes=1 threads=1 restart-interval=1
+SWGIDaemonProcess reload processes=2 threads=2
+SWGIDaemonProcess startup processes=1 threads=1 startup-timeout=1
+SWGIDaemonProcess backlog processes=1 threads=1 listen-backlog=1 connect-timeout=1
+SWGIDaemonProcess grace processes=1 threads=2 maximum-requests=2 graceful-timeout=1
 @OWNED@
 
 SWGIAppAliasMatch ^/(main|one|recycle|timeout|queue|memory|idle|interval|owned|embedded)/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
+SWGIAppAliasMatch ^/(backlog|grace)/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
+SWGIAppAlias /reload/app @ROOT@/apps/reloadable.so
+SWGIAppAlias /startup/app @ROOT@/apps/libslow_load.so
 SWGIAppAlias /main/environ @ROOT@/apps/libEnvironDump.so
 SWGIAppAlias /main/echo @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /main/stream @ROOT@/apps/libSWGITestApps.so entry=stream
@@ -52,14 +59,17 @@ SWGIAppAlias /environ @ROOT@/apps/libEnvironDump.so
 </Location>
 """
 
-GROUPS = ["main", "one", "recycle", "timeout", "queue", "memory", "idle", "interval", "owned"]
+GROUPS = ["main", "one", "recycle", "timeout", "queue", "memory", "idle", "interval", "owned",
+          "reload", "startup", "backlog", "grace"]
 OWNED = ("SWGIDaemonProcess owned processes=1 threads=1 user=nobody group=nogroup "
          "home=/tmp umask=0077 display-name=swgi-owned-test")
 
 
-def make_server(build, mpm):
+def make_server(build, c_fixtures, mpm):
     module, apps = build
     libs = {"lib%s.so" % name: path for name, path in apps.items()}
+    libs["reloadable.so"] = apps["Hello"]
+    libs["libslow_load.so"] = c_fixtures["slow_load"]
     groups = "".join("<Location /%s/>\n    SWGIProcessGroup %s\n</Location>\n" % (g, g)
                      for g in GROUPS)
     site = SITE.replace("@OWNED@", OWNED if AS_ROOT else "").replace("@GROUPS@", groups)
@@ -67,8 +77,8 @@ def make_server(build, mpm):
 
 
 @pytest.fixture(scope="module", params=["event", "prefork"])
-def daemon_server(request, build):
-    server = make_server(build, request.param).start()
+def daemon_server(request, build, c_fixtures):
+    server = make_server(build, c_fixtures, request.param).start()
     yield server
     parent = server.pid
     daemons = daemon_pids(server)
@@ -245,7 +255,7 @@ def test_an_unknown_process_group_is_a_500_naming_it(daemon_server):
 
 def test_the_socket_is_for_apaches_user_only(daemon_server):
     sockets = [f for f in os.listdir(daemon_server.path("run")) if f.startswith("swgi.") and f.endswith(".sock")]
-    assert len(sockets) == (9 if AS_ROOT else 8), sockets
+    assert len(sockets) == len(GROUPS) - (0 if AS_ROOT else 1), sockets
     st = os.stat(daemon_server.path("run", sockets[0]))
     assert st.st_mode & 0o777 == 0o600
     if AS_ROOT:
@@ -408,6 +418,74 @@ def test_a_graceful_restart_loses_no_request_in_flight(daemon_server):
                               and not set(daemon_pids(server, "main")) & before else None), timeout=20)
     assert after, daemon_pids(server, "main")
     assert int(probe(server, "main")["pid"]) in after
+
+
+def test_a_changed_library_restarts_its_group_only(daemon_server, build):
+    server = daemon_server
+    # Both processes of the group load the library.
+    for t, r in [in_background(get, server, "/reload/app") for _ in range(6)]:
+        t.join()
+        assert r["value"][0].status == 200 and r["value"][1] == b"Hello world!\n"
+    others = set(daemon_pids(server, "main"))
+    before = set(daemon_pids(server, "reload"))
+    mark = server.log_size()
+    # Replaced the way deployments do: a new file renamed over the old.
+    new = server.path("apps", "reloadable.so.new")
+    with open(build[1]["EnvironDump"], "rb") as src, open(new, "wb") as dst:
+        dst.write(src.read())
+    os.rename(new, server.path("apps", "reloadable.so"))
+    # Every process of that group is replaced once it sees the change; other
+    # groups are not. No request sees the old library, or fails.
+    for _ in range(6):
+        resp, data = get(server, "/reload/app")
+        assert resp.status == 200 and json.loads(data)["SCRIPT_NAME"] == "/reload/app"
+    log = server.log_since(mark, wait_for="changed")
+    assert "the application file %s changed" % server.path("apps", "reloadable.so") in log
+    assert wait_for(lambda: not set(daemon_pids(server, "reload")) & before)
+    assert set(daemon_pids(server, "main")) == others
+
+
+def test_startup_timeout_replaces_a_process_whose_load_hangs(daemon_server):
+    server = daemon_server
+    mark = server.log_size()
+    start = time.time()
+    resp, _ = get(server, "/startup/app")
+    # The load takes 3 s, the limit is 1 s: the process is replaced, the GET
+    # sent once more, the next process fails the same way.
+    assert resp.status == 503 and time.time() - start < 6
+    log = server.log_since(mark, wait_for="startup-timeout")
+    assert "loading an application took longer than startup-timeout" in log
+
+
+def test_connect_timeout_refuses_when_no_process_takes_the_connection(daemon_server):
+    server = daemon_server
+    busy, result = in_background(probe, server, "backlog", "?sleep=3000")
+    time.sleep(0.3)
+    mark = server.log_size()
+    waiting = [in_background(get, server, "/backlog/probe") for _ in range(4)]
+    for t, _ in waiting:
+        t.join()
+    busy.join()
+    statuses = sorted(r["value"][0].status for _, r in waiting)
+    assert 503 in statuses, statuses
+    assert "took the request for %s within connect-timeout (1.0 s): 503" % \
+        server.path("apps", "libSWGITestApps.so") in server.log_since(mark)
+
+
+def test_graceful_timeout_bounds_the_wait_for_requests_in_flight(daemon_server):
+    server = daemon_server
+    pid = probe(server, "grace")["pid"]
+    mark = server.log_size()
+    slow, result = in_background(probe, server, "grace", "?sleep=5000")
+    time.sleep(0.3)
+    # The process's second request: maximum-requests is reached, it stops,
+    # and waits one second (graceful-timeout) for the slow one.
+    probe(server, "grace")
+    log = server.log_since(mark, wait_for="still running", timeout=4)
+    assert "exits with 1 requests still running" in log, log
+    slow.join()
+    # The slow GET was sent again to the next process: the client saw 200.
+    assert "value" in result and result["value"]["pid"] != pid
 
 
 # --- configuration errors ----------------------------------------------------
