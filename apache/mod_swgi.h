@@ -56,6 +56,7 @@ typedef struct swgi_daemon_proc_t swgi_daemon_proc_t;
  * once the parent has started it, its socket and processes. */
 typedef struct {
     const char *name;
+    int index;                      /* in swgi_daemons */
     server_rec *server;             /* where it was defined: its logs */
     int processes;
     int threads;
@@ -126,6 +127,8 @@ const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char
 /* 1 when (path, entry) was loaded in this process and the file has changed
  * since (its time or size), or is gone. */
 int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p);
+/* How many libraries this process has loaded (opened and accepted). */
+unsigned swgi_loader_count(void);
 /* Files owned by uid are trusted too (a daemon process's own user). */
 void swgi_loader_trust_owner(uid_t uid);
 

@@ -289,6 +289,7 @@ static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *a
     }
     d = apr_pcalloc(cmd->pool, sizeof(*d));
     d->name = name;
+    d->index = swgi_daemons->nelts;
     d->server = cmd->server;
     d->processes = 1;
     d->threads = 15;

@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -298,7 +299,14 @@ typedef struct {
     volatile int loading;               /* loading an application (startup-timeout) */
     apr_pool_t *pool;                   /* cleared after each request */
     swgi_wbuf_t out;                    /* frames not yet sent */
+    pthread_mutex_t wlock;              /* writes to fd: the worker's, and the watch's T */
+    swgi_reader_t rd;                   /* its buffer is kept between requests */
+    int cut;                            /* the watch ended the request (T sent) */
 } worker_t;
+
+/* Connections are kept between requests: an idle one waits in the epoll set,
+ * and is marked here (by fd) so that stopping can close it. */
+#define MAX_IDLE_FD 65536
 
 static struct {
     swgi_daemon_proc_t *proc;
@@ -316,6 +324,10 @@ static struct {
     apr_time_t started;
     apr_time_t last_activity;
     int wake[2];                        /* readable once stopping */
+    int epfd;                           /* the listener, idle connections, wake */
+    unsigned char *idle;                /* MAX_IDLE_FD flags, under lock */
+    int64_t *timeouts;                  /* each connection's socket timeouts */
+    unsigned loads_seen;                /* libraries loaded when the handlers were checked */
     volatile sig_atomic_t signalled;
     struct sigaction crash_old[NSIG];
 } dstate;
@@ -427,13 +439,34 @@ typedef struct {
     int gone;                   /* the connection to the Apache child failed */
 } dhost_t;
 
+/* Writes to the request's connection, unless the watch has ended it. */
+static int write_out(dhost_t *h, struct iovec *iov, int count)
+{
+    worker_t *w = h->w;
+    int rc = -1;
+
+    pthread_mutex_lock(&w->wlock);
+    if (!w->cut) {
+        rc = swgi_wire_writev(h->fd, iov, count);
+    }
+    pthread_mutex_unlock(&w->wlock);
+    if (rc < 0) {
+        h->gone = 1;
+    }
+    return rc;
+}
+
 /* Sends the frames gathered in the worker's buffer. */
 static int send_out(dhost_t *h)
 {
     swgi_wbuf_t *out = &h->w->out;
 
-    if (out->len && !h->gone && swgi_wire_write(h->fd, out->data, out->len) < 0) {
-        h->gone = 1;
+    if (out->len && !h->gone) {
+        struct iovec iov;
+
+        iov.iov_base = out->data;
+        iov.iov_len = out->len;
+        write_out(h, &iov, 1);
     }
     out->len = 0;
     return h->gone ? SWGI_ECLIENT : SWGI_OK;
@@ -542,8 +575,7 @@ static int d_write(void *hv, const char *data, size_t len, int flush)
         iov[count].iov_base = (void *)data;
         iov[count++].iov_len = n;
         out->len = 0;
-        if (swgi_wire_writev(h->fd, iov, count) < 0) {
-            h->gone = 1;
+        if (write_out(h, iov, count) < 0) {
             return SWGI_ECLIENT;
         }
         data += n;
@@ -597,10 +629,23 @@ static void send_done(dhost_t *h, int rc)
     send_out(h);
 }
 
-static void serve(worker_t *w, int fd)
+/* How long reads and writes on fd may wait (SO_RCVTIMEO, SO_SNDTIMEO). */
+static void set_timeouts(int fd, apr_interval_time_t timeout)
+{
+    struct timeval tv;
+
+    tv.tv_sec = timeout / APR_USEC_PER_SEC;
+    tv.tv_usec = timeout % APR_USEC_PER_SEC;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Serves one request on connection fd (its Q frame may still be on the
+ * way). 1 when the connection can carry another request. */
+static int serve(worker_t *w, int fd)
 {
     swgi_daemon_t *d = dstate.group;
-    swgi_reader_t rd;
+    swgi_reader_t *rd = &w->rd;
     swgi_frame_t f;
     swgi_cursor_t c;
     dhost_t h;
@@ -611,20 +656,17 @@ static void serve(worker_t *w, int fd)
     size_t path_len, entry_len, i, count;
     swgi_pair *pairs;
     int allow_untrusted, rc;
-    struct timeval tv;
 
     memset(&h, 0, sizeof(h));
     h.w = w;
     h.fd = fd;
-    h.rd = &rd;
-    swgi_reader_init(&rd, fd);
-    /* The request follows the connection at once. */
-    rd.deadline = apr_time_now() + apr_time_from_sec(10);
-    if (swgi_reader_next(&rd, &f) != 1 || f.type != 'Q') {
-        swgi_reader_free(&rd);
-        return;
+    h.rd = rd;
+    swgi_reader_reset(rd, fd);
+    /* An idle connection is readable; a new one has its request on the way,
+     * within the socket's receive timeout (set when it was accepted). */
+    if (swgi_reader_next(rd, &f) != 1 || f.type != 'Q') {
+        return 0;
     }
-    rd.deadline = 0;
 
     c.p = f.payload;
     c.end = f.payload + f.len;
@@ -641,33 +683,33 @@ static void serve(worker_t *w, int fd)
     if (c.bad || count > f.len / 8) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,
                      "SWGI daemon: a malformed request from an Apache child");
-        swgi_reader_free(&rd);
-        return;
+        return 0;
     }
     path = apr_pstrmemdup(w->pool, path, path_len);
     entry = apr_pstrmemdup(w->pool, entry, entry_len);
     pairs = apr_palloc(w->pool, sizeof(*pairs) * (count ? count : 1));
     for (i = 0; i < count; i++) {
-        pairs[i].name.data = swgi_cursor_bytes(&c, &pairs[i].name.len);
-        pairs[i].value.data = swgi_cursor_bytes(&c, &pairs[i].value.len);
+        const char *name, *value;
+        size_t name_len, value_len;
+
+        name = swgi_cursor_bytes(&c, &name_len);
+        value = swgi_cursor_bytes(&c, &value_len);
+        /* The frame stays in the reader's buffer only until the next read. */
+        pairs[i].name.data = apr_pstrmemdup(w->pool, name, name_len);
+        pairs[i].name.len = name_len;
+        pairs[i].value.data = apr_pstrmemdup(w->pool, value, value_len);
+        pairs[i].value.len = value_len;
     }
     if (c.bad) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,
                      "SWGI daemon: a malformed environ from an Apache child");
-        swgi_reader_free(&rd);
-        return;
-    }
-    /* The frame stays in the reader's buffer until the next read, which may
-     * move it: the environ the application sees must not. */
-    for (i = 0; i < count; i++) {
-        pairs[i].name.data = apr_pstrmemdup(w->pool, pairs[i].name.data, pairs[i].name.len);
-        pairs[i].value.data = apr_pstrmemdup(w->pool, pairs[i].value.data, pairs[i].value.len);
+        return 0;
     }
 
     /* A library that changed since this process loaded it: the group
-     * restarts, as mod_wsgi's daemons do when a script changes. Without an
-     * A frame, the Apache child sends the request again; a new process
-     * serves it with the new library. */
+     * restarts, as mod_wsgi's daemons do when a script changes, and the
+     * request goes back to its Apache child unseen (N), which sends it to a
+     * new process. */
     if (swgi_loader_changed(path, entry, w->pool)) {
         pthread_mutex_lock(&dstate.lock);
         if (!dstate.stopping) {
@@ -677,21 +719,15 @@ static void serve(worker_t *w, int fd)
             begin_stop(reason);
         }
         pthread_mutex_unlock(&dstate.lock);
-        swgi_reader_free(&rd);
-        return;
+        swgi_wbuf_begin(&w->out, 'N', 0);
+        swgi_wbuf_end(&w->out);
+        send_out(&h);
+        return 0;
     }
 
-    /* From here a crash of this worker is reported on this connection. */
-    w->fd = fd;
-    swgi_wbuf_begin(&w->out, 'A', 0);
-    swgi_wbuf_end(&w->out);
-    send_out(&h);
-
-    if (request.timeout_usec > 0) {
-        tv.tv_sec = request.timeout_usec / APR_USEC_PER_SEC;
-        tv.tv_usec = request.timeout_usec % APR_USEC_PER_SEC;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (request.timeout_usec > 0 && request.timeout_usec != dstate.timeouts[fd]) {
+        set_timeouts(fd, request.timeout_usec);
+        dstate.timeouts[fd] = request.timeout_usec;
     }
 
     if (d->queue_timeout && apr_time_now() - queued_since > d->queue_timeout) {
@@ -700,9 +736,7 @@ static void serve(worker_t *w, int fd)
                      "queue-timeout (%.1f s) for a thread: 503", d->name, path,
                      (double)d->queue_timeout / APR_USEC_PER_SEC);
         send_done(&h, HTTP_SERVICE_UNAVAILABLE);
-        w->fd = -1;
-        swgi_reader_free(&rd);
-        return;
+        return !h.gone;
     }
 
     w->loading = 1;
@@ -710,32 +744,97 @@ static void serve(worker_t *w, int fd)
     w->loading = 0;
     if (!app) {
         send_done(&h, HTTP_INTERNAL_SERVER_ERROR);
-        w->fd = -1;
-        swgi_reader_free(&rd);
-        return;
+        return !h.gone;
     }
     /* The Swift runtime of a library loaded just now may have put its own
      * handlers in place of this process's. */
-    install_crash_handlers();
+    if (swgi_loader_count() != dstate.loads_seen) {
+        pthread_mutex_lock(&dstate.lock);
+        dstate.loads_seen = swgi_loader_count();
+        install_crash_handlers();
+        pthread_mutex_unlock(&dstate.lock);
+    }
 
     request.host = &h;
     request.callbacks = &daemon_callbacks;
     request.environ = pairs;
     request.environ_count = count;
+    /* From here a crash of this worker is reported on this connection. */
+    w->fd = fd;
     rc = app->handle(app->context, &request);
+    w->fd = -1;
     if (!h.gone) {
         send_done(&h, rc);
     }
-    w->fd = -1;
-    swgi_reader_free(&rd);
+    return !h.gone;
 }
 
 /* --- workers and the watch ---------------------------------------------- */
 
+/* Watches fd for its next request (EPOLL_CTL_ADD for a new connection). */
+static int arm(int fd, int op)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.fd = fd;
+    return epoll_ctl(dstate.epfd, op, fd, &ev);
+}
+
+/* One request on fd, counted; then fd waits for the next, or is closed. */
+static void serve_connection(worker_t *w, int fd, int in_epoll)
+{
+    swgi_daemon_t *d = dstate.group;
+    int keep;
+
+    pthread_mutex_lock(&dstate.lock);
+    dstate.active++;
+    w->busy_since = apr_time_now();
+    pthread_mutex_unlock(&dstate.lock);
+
+    keep = serve(w, fd);
+    apr_pool_clear(w->pool);
+    if (w->out.cap > 4 * SWGI_WIRE_CHUNK) {
+        swgi_wbuf_free(&w->out);
+    }
+
+    pthread_mutex_lock(&w->wlock);
+    if (w->cut) {
+        keep = 0;
+        w->cut = 0;
+    }
+    pthread_mutex_unlock(&w->wlock);
+
+    pthread_mutex_lock(&dstate.lock);
+    dstate.active--;
+    dstate.requests++;
+    dstate.last_activity = apr_time_now();
+    w->busy_since = 0;
+    if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
+        begin_stop("it served maximum-requests");
+    }
+    if (d->memory_limit && resident_bytes() > d->memory_limit) {
+        begin_stop("its resident memory passed memory-limit");
+    }
+    if (keep && !dstate.stopping && fd < MAX_IDLE_FD
+        && arm(fd, in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD) == 0) {
+        dstate.idle[fd] = 1;
+        fd = -1;
+    }
+    if (dstate.stopping) {
+        /* The watch waits for the requests in flight. */
+        pthread_cond_broadcast(&dstate.changed);
+    }
+    pthread_mutex_unlock(&dstate.lock);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    swgi_daemon_t *d = dstate.group;
     stack_t ss;
 
     /* A stack for the crash handler, which must run after a stack overflow too. */
@@ -747,58 +846,47 @@ static void *worker_main(void *arg)
     }
 
     for (;;) {
-        struct pollfd pfd[2];
-        int fd;
+        struct epoll_event ev;
+        int fd, n;
 
-        pfd[0].fd = dstate.listen_fd;
-        pfd[0].events = POLLIN;
-        pfd[1].fd = dstate.wake[0];
-        pfd[1].events = POLLIN;
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+        n = epoll_wait(dstate.epfd, &ev, 1, -1);
+        if (n < 0 && errno != EINTR) {
             break;
         }
-        if (pfd[1].revents) {
-            break;          /* stopping */
-        }
-        if (!(pfd[0].revents & POLLIN)) {
+        if (n <= 0) {
             continue;
         }
-        fd = accept4(dstate.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            continue;       /* another worker took it */
+        fd = ev.data.fd;
+        if (fd == dstate.wake[0]) {
+            break;          /* stopping */
         }
+        if (fd == dstate.listen_fd) {
+            int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+            arm(fd, EPOLL_CTL_MOD);
+            if (conn < 0) {
+                continue;   /* another process took it */
+            }
+            if (conn >= MAX_IDLE_FD) {
+                close(conn);    /* beyond what the idle table tracks */
+                continue;
+            }
+            /* Its first request must come soon: a worker waits for it. */
+            dstate.timeouts[conn] = apr_time_from_sec(10);
+            set_timeouts(conn, dstate.timeouts[conn]);
+            serve_connection(w, conn, 0);
+            continue;
+        }
+        /* An idle connection with its next request (or its end). Stopping
+         * may have closed it, and its number may be a new connection's. */
         pthread_mutex_lock(&dstate.lock);
-        if (dstate.stopping) {
-            /* Never seen by the application (no A frame): its Apache child
-             * sends it again, to a process that is not stopping. */
+        if (fd >= MAX_IDLE_FD || !dstate.idle[fd]) {
             pthread_mutex_unlock(&dstate.lock);
-            close(fd);
-            break;
+            continue;
         }
-        dstate.active++;
-        w->busy_since = apr_time_now();
+        dstate.idle[fd] = 0;
         pthread_mutex_unlock(&dstate.lock);
-
-        serve(w, fd);
-        close(fd);
-        apr_pool_clear(w->pool);
-        if (w->out.cap > 4 * SWGI_WIRE_CHUNK) {
-            swgi_wbuf_free(&w->out);
-        }
-
-        pthread_mutex_lock(&dstate.lock);
-        dstate.active--;
-        dstate.requests++;
-        dstate.last_activity = apr_time_now();
-        w->busy_since = 0;
-        if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
-            begin_stop("it served maximum-requests");
-        }
-        if (d->memory_limit && resident_bytes() > d->memory_limit) {
-            begin_stop("its resident memory passed memory-limit");
-        }
-        pthread_cond_broadcast(&dstate.changed);
-        pthread_mutex_unlock(&dstate.lock);
+        serve_connection(w, fd, 1);
     }
     return NULL;
 }
@@ -826,6 +914,19 @@ static void watch(apr_time_t now)
             continue;
         }
         if (d->request_timeout && now - since > d->request_timeout) {
+            worker_t *w = &dstate.workers[i];
+
+            /* Its Apache child answers 504 (or cuts the response); what the
+             * application still writes goes nowhere. */
+            pthread_mutex_lock(&w->wlock);
+            if (!w->cut && w->fd >= 0) {
+                char frame[SWGI_WIRE_HEADER];
+
+                swgi_wire_header(frame, 'T', 0, 0);
+                (void)!send(w->fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT);
+                w->cut = 1;
+            }
+            pthread_mutex_unlock(&w->wlock);
             begin_stop("a request ran longer than request-timeout");
         }
         if (d->startup_timeout && dstate.workers[i].loading
@@ -989,6 +1090,23 @@ static void daemon_main(swgi_daemon_proc_t *dp)
 
     pthread_mutex_init(&dstate.lock, NULL);
     pthread_cond_init(&dstate.changed, NULL);
+    dstate.idle = calloc(MAX_IDLE_FD, 1);
+    dstate.timeouts = calloc(MAX_IDLE_FD, sizeof(*dstate.timeouts));
+    dstate.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!dstate.idle || !dstate.timeouts || dstate.epfd < 0
+        || arm(dstate.listen_fd, EPOLL_CTL_ADD) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, d->server,
+                     "SWGI process group '%s': cannot set up its event set", d->name);
+        _exit(EXIT_STARTUP_FAILED);
+    }
+    {
+        struct epoll_event ev;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;    /* level: every worker sees it */
+        ev.data.fd = dstate.wake[0];
+        epoll_ctl(dstate.epfd, EPOLL_CTL_ADD, dstate.wake[0], &ev);
+    }
     dstate.started = dstate.last_activity = apr_time_now();
     dstate.nworkers = d->threads;
     dstate.workers = apr_pcalloc(pool, sizeof(worker_t) * d->threads);
@@ -998,6 +1116,8 @@ static void daemon_main(swgi_daemon_proc_t *dp)
 
         w->index = i;
         w->fd = -1;
+        pthread_mutex_init(&w->wlock, NULL);
+        swgi_reader_init(&w->rd, -1);
         apr_pool_create(&w->pool, pool);
         pthread_attr_init(&attr);
         /* As much stack as an Apache thread has (Linux's default). */
@@ -1030,6 +1150,16 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
                  "SWGI process group '%s': process %ld stops: %s (%d requests in flight)",
                  d->name, (long)getpid(), dstate.stop_reason, dstate.active);
+    /* No new connections here; idle ones are closed, and a request already
+     * sent on one (unread, so the kernel resets the connection) goes to
+     * another process. */
+    epoll_ctl(dstate.epfd, EPOLL_CTL_DEL, dstate.listen_fd, NULL);
+    for (i = 0; i < MAX_IDLE_FD; i++) {
+        if (dstate.idle[i]) {
+            dstate.idle[i] = 0;
+            close(i);
+        }
+    }
     /* What is in flight finishes, within graceful-timeout. */
     deadline = apr_time_now() + d->graceful_timeout;
     while (still_running(apr_time_now()) > 0 && apr_time_now() < deadline) {

@@ -44,6 +44,8 @@ typedef struct {
 
 static apr_pool_t *loader_pool;
 static apr_hash_t *loaded;
+/* Libraries loaded in this process (a daemon checks its signal handlers after each). */
+static unsigned loads;
 /* In a daemon process running as another user: that user may own files too. */
 static uid_t also_trusted = (uid_t)-1;
 #if APR_HAS_THREADS
@@ -247,6 +249,7 @@ static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
     item->size = finfo.size;
     if (app) {
         remember(cache, entry, app, untrusted);
+        __atomic_add_fetch(&loads, 1, __ATOMIC_RELEASE);
     }
     unlock();
 
@@ -257,6 +260,11 @@ static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
     LOG(APLOG_INFO, "loaded SWGI application %s (entry %s, SWGI %s) in process %"
         APR_PID_T_FMT, path, entry, app->swgi_version ? app->swgi_version : "?", getpid());
     return app;
+}
+
+unsigned swgi_loader_count(void)
+{
+    return __atomic_load_n(&loads, __ATOMIC_ACQUIRE);
 }
 
 int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p)

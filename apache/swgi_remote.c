@@ -8,9 +8,14 @@
  * as embedded mode (swgi_handler.c), logs the application's lines as the
  * request's own, until the daemon says it is done.
  *
- * When the connection ends without that:
- * - the daemon had not accepted the request (A): it never ran, and it is
- *   sent again, whatever its method (a process that was stopping);
+ * Each Apache thread keeps its connection to a group for its next request
+ * (the daemon waits for that request in an epoll set, holding no thread).
+ *
+ * When the connection ends without D:
+ * - reset with the request unread (the kernel's ECONNRESET: the process
+ *   stopped, or died, before it read it), or N (a process restarting for a
+ *   changed library): the application never saw it, and it is sent again,
+ *   whatever its method;
  * - a K frame came first: the application crashed on this request: 500
  *   (or a cut connection once the response has begun), a log line naming
  *   the application, the request and the signal;
@@ -19,8 +24,8 @@
  *   process, the client never sees it fail; anything else gets 503 with
  *   Retry-After (or a cut connection).
  * Timeouts: connect-timeout (503), Apache's Timeout for each wait, and
- * request-timeout from the moment a daemon thread takes the request (504,
- * or a cut connection).
+ * request-timeout, which the daemon measures from when a thread takes the
+ * request and reports with T (504, or a cut connection).
  */
 #include "mod_swgi.h"
 #include "swgi_wire.h"
@@ -32,6 +37,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -54,21 +60,62 @@ typedef struct {
     swgi_daemon_t *d;
     const char *app_path;
     int fd;
+    int reused;             /* a kept connection */
     swgi_reader_t rd;
-    int accepted;
+    int frames;             /* frames received in this try */
     int body_read;          /* body bytes went to the daemon */
+    int done;               /* the daemon sent D: the connection can be kept */
     int result;             /* for FINISHED: SWGI_DONE or a status */
     char *body_buf;
 } exchange_t;
 
-static apr_status_t close_fd(void *data)
-{
-    exchange_t *x = data;
+/* This thread's kept connection to each group (by index), or -1. */
+typedef struct {
+    int fd;
+    apr_interval_time_t timeout;
+} kept_t;
 
+static __thread kept_t *kept;
+
+static kept_t *kept_slot(swgi_daemon_t *d)
+{
+    int i;
+
+    if (!kept) {
+        kept = malloc(sizeof(*kept) * swgi_daemons->nelts);
+        if (!kept) {
+            return NULL;
+        }
+        for (i = 0; i < swgi_daemons->nelts; i++) {
+            kept[i].fd = -1;
+        }
+    }
+    return &kept[d->index];
+}
+
+static void set_timeouts(int fd, apr_interval_time_t timeout)
+{
+    struct timeval tv;
+
+    tv.tv_sec = timeout / APR_USEC_PER_SEC;
+    tv.tv_usec = timeout % APR_USEC_PER_SEC;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void close_fd(exchange_t *x)
+{
     if (x->fd >= 0) {
         close(x->fd);
         x->fd = -1;
     }
+}
+
+static apr_status_t end_exchange(void *data)
+{
+    exchange_t *x = data;
+
+    close_fd(x);
     swgi_reader_free(&x->rd);
     return APR_SUCCESS;
 }
@@ -79,17 +126,30 @@ static apr_status_t free_wbuf(void *data)
     return APR_SUCCESS;
 }
 
-/* Connects to the group's socket, waiting up to connect-timeout for a
- * listener with room (a full backlog, or no process yet). */
+/* The thread's kept connection to the group, or a new one: connects to
+ * the group's socket, waiting up to connect-timeout for a listener with
+ * room (a full backlog, or no process yet). */
 static int connect_daemon(exchange_t *x)
 {
     request_rec *r = x->host->r;
     swgi_daemon_t *d = x->d;
+    kept_t *slot = kept_slot(d);
     struct sockaddr_un addr;
     apr_time_t deadline = apr_time_now() + d->connect_timeout;
     apr_interval_time_t pause = 2000;
     struct timeval tv;
     int err;
+
+    if (slot && slot->fd >= 0) {
+        x->fd = slot->fd;
+        x->reused = 1;
+        slot->fd = -1;
+        if (slot->timeout != r->server->timeout) {
+            set_timeouts(x->fd, r->server->timeout);
+        }
+        return 0;
+    }
+    x->reused = 0;
 
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
@@ -111,10 +171,7 @@ static int connect_daemon(exchange_t *x)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
             x->fd = fd;
-            tv.tv_sec = r->server->timeout / APR_USEC_PER_SEC;
-            tv.tv_usec = r->server->timeout % APR_USEC_PER_SEC;
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            set_timeouts(fd, r->server->timeout);
             return 0;
         }
         err = errno;
@@ -205,51 +262,51 @@ static const char *signal_name(int sig)
 /* One try: connect, send the request, follow the daemon's frames. */
 static enum outcome exchange(exchange_t *x, const swgi_wbuf_t *q)
 {
-    apr_time_t deadline = 0;
     request_rec *r = x->host->r;
     swgi_daemon_t *d = x->d;
     swgi_frame_t f;
     swgi_cursor_t c;
 
-    x->accepted = 0;
+    x->frames = 0;
     x->body_read = 0;
+    x->done = 0;
     if (connect_daemon(x) < 0) {
         x->result = HTTP_SERVICE_UNAVAILABLE;
         return FINISHED;
     }
-    swgi_reader_init(&x->rd, x->fd);
+    swgi_reader_reset(&x->rd, x->fd);
     if (swgi_wire_write(x->fd, q->data, q->len) < 0) {
-        return NOT_ACCEPTED;
+        return NOT_ACCEPTED;    /* the other end is gone: nothing was read */
     }
     for (;;) {
         int rc = swgi_reader_next(&x->rd, &f);
 
         if (rc != 1) {
             if (x->rd.timed_out) {
-                int overall = deadline && apr_time_now() >= deadline;
-
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                              "SWGI application %s (process group '%s') %s: 504",
-                              x->app_path, d->name, overall
-                              ? apr_psprintf(r->pool, "ran longer than request-timeout "
-                                             "(%.1f s)", (double)d->request_timeout
-                                             / APR_USEC_PER_SEC)
-                              : x->accepted ? "did nothing for longer than Timeout"
-                              : "was not taken by a daemon process within Timeout");
+                              "SWGI application %s (process group '%s') did nothing for "
+                              "longer than Timeout: 504", x->app_path, d->name);
                 x->result = HTTP_GATEWAY_TIME_OUT;
                 return FINISHED;
             }
-            return x->accepted ? LOST : NOT_ACCEPTED;
-        }
-        switch (f.type) {
-        case 'A':
-            /* request-timeout counts from here: time spent waiting for a
-             * thread is queue-timeout's and connect-timeout's. */
-            x->accepted = 1;
-            if (d->request_timeout) {
-                x->rd.deadline = deadline = apr_time_now() + d->request_timeout;
+            /* Reset with the request unread: the application never saw it. */
+            if (!x->frames && x->rd.error == ECONNRESET) {
+                return NOT_ACCEPTED;
             }
-            break;
+            return LOST;
+        }
+        x->frames++;
+        switch (f.type) {
+        case 'N':
+            return NOT_ACCEPTED;
+        case 'T':
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SWGI application %s (process group '%s') ran longer than "
+                          "request-timeout (%.1f s): %s", x->app_path, d->name,
+                          (double)d->request_timeout / APR_USEC_PER_SEC,
+                          x->host->passed ? "the response is cut" : "504");
+            x->result = HTTP_GATEWAY_TIME_OUT;
+            return FINISHED;
         case 'R':
             c.p = f.payload;
             c.end = f.payload + f.len;
@@ -290,6 +347,7 @@ static enum outcome exchange(exchange_t *x, const swgi_wbuf_t *q)
             if (c.bad) {
                 goto malformed;
             }
+            x->done = 1;
             return FINISHED;
         case 'K': {
             int32_t values[2] = { 0, 0 };
@@ -334,7 +392,8 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
     x->app_path = app_path;
     x->fd = -1;
     apr_pool_cleanup_register(r->pool, q, free_wbuf, apr_pool_cleanup_null);
-    apr_pool_cleanup_register(r->pool, x, close_fd, apr_pool_cleanup_null);
+    swgi_reader_init(&x->rd, -1);
+    apr_pool_cleanup_register(r->pool, x, end_exchange, apr_pool_cleanup_null);
 
     if (d->threads > 1) {
         flags |= SWGI_FLAG_MULTITHREAD;
@@ -359,15 +418,24 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
 
     for (attempt = 1; ; attempt++) {
         enum outcome outcome = exchange(x, q);
+        kept_t *slot = kept_slot(d);
 
+        if (outcome == FINISHED && x->done && slot && slot->fd < 0) {
+            /* Clean: kept for this thread's next request to the group. */
+            slot->fd = x->fd;
+            slot->timeout = r->server->timeout;
+            x->fd = -1;
+        }
         close_fd(x);
         if (outcome == FINISHED) {
             break;
         }
         if (outcome == NOT_ACCEPTED && attempt < MAX_ATTEMPTS) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "SWGI process group '%s': the request was not taken (a process "
-                          "that stops); sending it again", d->name);
+                          "SWGI process group '%s': the request was not taken (%s); "
+                          "sending it again", d->name,
+                          x->reused ? "a kept connection to a process that stopped"
+                          : "a process that stops");
             continue;
         }
         if (!host->passed && !x->body_read && !retried_lost && attempt < MAX_ATTEMPTS

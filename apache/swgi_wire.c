@@ -135,6 +135,15 @@ void swgi_reader_init(swgi_reader_t *rd, int fd)
     rd->fd = fd;
 }
 
+void swgi_reader_reset(swgi_reader_t *rd, int fd)
+{
+    rd->fd = fd;
+    rd->start = rd->end = 0;
+    rd->deadline = 0;
+    rd->timed_out = 0;
+    rd->error = 0;
+}
+
 void swgi_reader_free(swgi_reader_t *rd)
 {
     free(rd->buf);
@@ -208,6 +217,7 @@ static int fill(swgi_reader_t *rd, size_t want)
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             rd->timed_out = 1;
         }
+        rd->error = errno;
         return -1;
     }
 }
@@ -218,6 +228,7 @@ int swgi_reader_next(swgi_reader_t *rd, swgi_frame_t *frame)
     int rc;
 
     rd->timed_out = 0;
+    rd->error = 0;
     while (rd->end - rd->start < SWGI_WIRE_HEADER) {
         rc = fill(rd, SWGI_WIRE_HEADER);
         if (rc <= 0) {

@@ -4,11 +4,12 @@
  *
  * A frame is an 8-byte header (type, flags, two zero bytes, payload length
  * as a 32-bit integer in host order: both ends are one machine) and the
- * payload. One connection carries one request:
+ * payload. A connection carries one request at a time, and is kept by its
+ * Apache thread for the next:
  *
  *   child -> daemon   Q  the request: flags, timeout, start time, trust,
  *                        application path, entry point, environ pairs
- *   daemon -> child   A  accepted: the application is about to see it
+ *   daemon -> child   N  not taken (the process restarts): send it again
  *   daemon -> child   R  read: up to N bytes of body wanted
  *   child -> daemon   B  body bytes (answer to R); E: end of body;
  *                        X: the body cannot be read
@@ -18,6 +19,11 @@
  *   daemon -> child   D  done: the result of handle() (SWGI_DONE or a status)
  *   daemon -> child   K  the process is dying of a signal while serving
  *                        this request: signal number, pid
+ *   daemon -> child   T  the request ran longer than request-timeout
+ *
+ * A daemon process that never read a request (it stopped, or died, with
+ * the Q frame unread) leaves its connection reset (ECONNRESET): the Apache
+ * child then knows the application never saw it and sends it again.
  *
  * Body bytes are pulled by the daemon (R), never pushed: an application
  * that answers before it reads cannot deadlock the two ends.
@@ -78,9 +84,12 @@ typedef struct {
     size_t cap, start, end;
     int64_t deadline;       /* apr_time_t after which reads fail, 0: none */
     int timed_out;          /* the last read failed on the deadline or SO_RCVTIMEO */
+    int error;              /* errno of the last failed read, or 0 */
 } swgi_reader_t;
 
 void swgi_reader_init(swgi_reader_t *rd, int fd);
+/* For another connection (or request), keeping the buffer. */
+void swgi_reader_reset(swgi_reader_t *rd, int fd);
 void swgi_reader_free(swgi_reader_t *rd);
 /* 1 and a frame, 0 at the end of the stream (before a frame began), -1 on
  * an error, a timeout (timed_out set) or a malformed frame. */
