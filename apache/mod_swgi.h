@@ -125,7 +125,8 @@ const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *e
 const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
                                         const char *entry, int allow_untrusted);
 /* 1 when (path, entry) was loaded in this process and the file has changed
- * since (its time or size), or is gone. */
+ * since (its time or size), or is gone; the file is looked at once a second
+ * at most, 0 in between. */
 int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p);
 /* How many libraries this process has loaded (opened and accepted). */
 unsigned swgi_loader_count(void);

@@ -29,6 +29,8 @@ APLOG_USE_MODULE(swgi);
 
 typedef struct {
     const swgi_app_v1 *app;     /* NULL when loading failed */
+    apr_time_t checked;         /* when swgi_loader_changed last looked at the file */
+    int changed;                /* and found it changed since it was loaded */
     const char *reason;         /* why it failed */
     const char *untrusted;      /* why the file is not to be trusted, or NULL */
     apr_time_t mtime;           /* of the file that failed */
@@ -243,6 +245,7 @@ static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
         apr_hash_set(loaded, apr_pstrdup(loader_pool, key), APR_HASH_KEY_STRING, item);
     }
     item->app = app;
+    item->checked = apr_time_now();
     item->reason = reason;
     item->untrusted = untrusted;
     item->mtime = finfo.mtime;
@@ -271,13 +274,22 @@ int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p)
 {
     const char *key = apr_pstrcat(p, path, "\n", entry, NULL);
     swgi_loaded_t *item;
+    apr_time_t now = apr_time_now();
     apr_time_t mtime = 0;
     apr_off_t size = 0;
     apr_finfo_t finfo;
+    int changed;
 
     lock();
     item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
-    if (item && item->app) {
+    if (item && item->app && item->changed) {
+        unlock();
+        return 1;       /* once seen, for every thread */
+    }
+    /* The file is looked at once a second at most: a request costs no
+     * system call, and a change is noticed within a second. */
+    if (item && item->app && now - item->checked >= APR_USEC_PER_SEC) {
+        item->checked = now;
         mtime = item->mtime;
         size = item->size;
     }
@@ -286,8 +298,14 @@ int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p)
         return 0;
     }
     /* A file that is gone has changed too: its next load says so. */
-    return apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE, p) != APR_SUCCESS
-           || finfo.mtime != mtime || finfo.size != size;
+    changed = apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE, p) != APR_SUCCESS
+              || finfo.mtime != mtime || finfo.size != size;
+    if (changed) {
+        lock();
+        item->changed = 1;
+        unlock();
+    }
+    return changed;
 }
 
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,

@@ -434,6 +434,7 @@ def test_a_changed_library_restarts_its_group_only(daemon_server, build):
     with open(build[1]["EnvironDump"], "rb") as src, open(new, "wb") as dst:
         dst.write(src.read())
     os.rename(new, server.path("apps", "reloadable.so"))
+    time.sleep(1.1)  # a process looks at the file once a second at most
     # Every process of that group is replaced once it sees the change; other
     # groups are not. No request sees the old library, or fails.
     for _ in range(6):
