@@ -15,8 +15,14 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Port to listen on.") var port = 8000
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Apache MPM: event, worker or prefork.") var mpm = "event"
-    @Option(help: "Apache child processes.") var processes = 2
-    @Option(help: "Threads per child (event, worker).") var threads = 25
+    @Option(help: "Daemon processes (and Apache child processes).") var processes = 2
+    @Option(help: "Threads per daemon process (and per Apache child: event, worker).") var threads = 25
+    @Flag(help: "Run the applications in Apache's own processes, not in daemon processes.") var embeddedMode = false
+    @Option(help: "Daemon mode: replace a daemon process after this many requests (0: never).") var maximumRequests = 0
+    @Option(help: "Daemon mode: seconds a request may run; then 504, and its process is replaced (0: no limit).")
+    var requestTimeout: Double = 0
+    @Option(help: "Daemon mode: the user the daemon processes run as (swgi-express run as root).") var user: String?
+    @Option(help: "Daemon mode: their group (default: the user's).") var group: String?
     @Option(help: "Requests served at once (default: processes x threads; prefork: processes).") var maxClients: Int?
     @Option(help: "Server root to write (default: a folder under /tmp for this port).") var serverRoot: String?
     @Option(help: "Apache LogLevel, e.g. info or 'warn swgi:debug'.") var logLevel = "warn swgi:info"
@@ -45,6 +51,16 @@ struct ServerOptions: ParsableArguments {
         for item in setenv where !item.contains("=") {
             throw ValidationError("--setenv takes NAME VALUE (or NAME=VALUE)")
         }
+        let daemonOptions = maximumRequests != 0 || requestTimeout != 0 || user != nil || group != nil
+        if embeddedMode && daemonOptions {
+            throw ValidationError("--maximum-requests, --request-timeout, --user and --group are for daemon mode: drop --embedded-mode")
+        }
+        guard maximumRequests >= 0, requestTimeout >= 0, requestTimeout <= 86400 else {
+            throw ValidationError("--maximum-requests must be 0 or more, --request-timeout from 0 to 86400 seconds")
+        }
+        if (user != nil || group != nil) && geteuid() != 0 {
+            throw ValidationError("--user and --group need swgi-express to run as root")
+        }
     }
 
     func settings(logToTerminal: Bool) -> ServerSettings {
@@ -65,6 +81,10 @@ struct ServerOptions: ParsableArguments {
             return (String(item[..<eq]), String(item[item.index(after: eq)...]))
         }
         s.logToTerminal = logToTerminal
+        if !embeddedMode {
+            s.daemon = DaemonSettings(processes: processes, threads: threads, maximumRequests: maximumRequests,
+                                      requestTimeout: requestTimeout, user: user, group: group)
+        }
         return s
     }
 
@@ -93,7 +113,9 @@ struct Serve: ParsableCommand {
             let server = ForegroundServer(root: root, reload: options.reloadOnChanges)
             try server.start()
             try server.waitUntilListening()
-            print("swgi-express: Apache (\(options.mpm) MPM) with mod_swgi, server root \(root.path)")
+            let mode = root.settings.daemon.map { "daemon mode, \($0.processes) processes of \($0.threads) threads" }
+                ?? "embedded mode"
+            print("swgi-express: Apache (\(options.mpm) MPM) with mod_swgi (\(mode)), server root \(root.path)")
             for mount in root.mounts {
                 print("  http://\(options.host):\(options.port)\(mount.url)  ->  \(mount.library)")
             }

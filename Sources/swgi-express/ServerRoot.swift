@@ -16,6 +16,30 @@ struct ServerSettings {
     var documentRoot: String?
     /// Logs to the terminal (serve) or to files in the server root (setup).
     var logToTerminal = true
+    /// Daemon mode (the default), or nil: the applications run in Apache's children.
+    var daemon: DaemonSettings?
+}
+
+/// The daemon processes' group (SWGIDaemonProcess express ...).
+struct DaemonSettings {
+    var processes: Int
+    var threads: Int
+    var maximumRequests = 0
+    var requestTimeout: Double = 0
+    var user: String?
+    var group: String?
+
+    var directive: String {
+        var words = ["SWGIDaemonProcess", "express", "processes=\(processes)", "threads=\(threads)"]
+        if maximumRequests > 0 { words.append("maximum-requests=\(maximumRequests)") }
+        if requestTimeout > 0 {
+            let whole = requestTimeout.rounded() == requestTimeout
+            words.append("request-timeout=" + (whole ? String(Int(requestTimeout)) : String(requestTimeout)))
+        }
+        if let user { words.append("user=\(user)") }
+        if let group { words.append("group=\(group)") }
+        return words.joined(separator: " ")
+    }
 }
 
 /// A server root: conf/httpd.conf, apps/ (copies of the libraries, which
@@ -141,6 +165,11 @@ struct ServerRoot {
         // Longest mount first: mod_swgi tries aliases in order.
         for (i, mount) in mounts.enumerated().sorted(by: { $0.element.url.count > $1.element.url.count }) {
             lines.append("SWGIAppAlias \(mount.url) \"\(copy(of: mount, index: i))\" entry=\(mount.entry)")
+        }
+        if let daemon = s.daemon {
+            // As mod_wsgi-express: the applications run in daemon processes, so
+            // that a crash costs a request, not an Apache child.
+            lines += [daemon.directive, "SWGIProcessGroup express"]
         }
         for file in s.includeFiles {
             lines.append("Include \"\(URL(fileURLWithPath: file).standardized.path)\"")

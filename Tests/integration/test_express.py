@@ -286,3 +286,53 @@ def test_process_and_logging_options_reach_the_configuration(express):
         assert json.loads(get(served, "/")[1])["FROM_INCLUDE"] == "yes"
     finally:
         served.stop()
+
+
+def test_serve_runs_daemon_mode_unless_told_otherwise(express):
+    import json
+    served = Served(express, express.apps["EnvironDump"])
+    try:
+        assert any("daemon mode, 2 processes of 25 threads" in line for line in served.banner)
+        assert json.loads(get(served, "/")[1])["mod_swgi.process_group"] == "express"
+    finally:
+        code, leftover, _ = served.stop()
+    assert code == 0 and leftover == []  # the daemon processes are gone too
+    served = Served(express, "--embedded-mode", express.apps["EnvironDump"])
+    try:
+        assert any("embedded mode" in line for line in served.banner)
+        assert json.loads(get(served, "/")[1])["mod_swgi.process_group"] == ""
+    finally:
+        served.stop()
+
+
+def test_daemon_options_reach_the_configuration(express):
+    folder = world_readable_folder()
+    root = os.path.join(folder, "daemon")
+    result = express("setup", "--server-root", root, "--processes", "3", "--threads", "4",
+                     "--maximum-requests", "100", "--request-timeout", "30", express.apps["Hello"])
+    assert result.returncode == 0, result.stderr
+    conf = open(os.path.join(root, "conf", "httpd.conf")).read()
+    assert "SWGIDaemonProcess express processes=3 threads=4 maximum-requests=100 request-timeout=30\n" in conf
+    assert "SWGIProcessGroup express\n" in conf
+    root = os.path.join(folder, "embedded")
+    assert express("setup", "--server-root", root, "--embedded-mode", express.apps["Hello"]).returncode == 0
+    assert "SWGIDaemonProcess" not in open(os.path.join(root, "conf", "httpd.conf")).read()
+    result = express("setup", "--server-root", root, "--embedded-mode", "--maximum-requests", "5",
+                     express.apps["Hello"])
+    assert result.returncode != 0 and "are for daemon mode: drop --embedded-mode" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
+def test_user_and_group_reach_the_daemon_processes(express):
+    served = Served(express, "--entry", "daemon", "--user", "nobody", "--group", "nogroup",
+                    "--processes", "1", "--maximum-requests", "2", express.apps["SWGITestApps"])
+    try:
+        def probe():
+            return dict(line.split("=", 1) for line in get(served, "/")[1].decode().splitlines())
+        first = probe()
+        assert first["uid"] == "65534" and first["gid"] == "65534" and first["group"] == "express"
+        # maximum-requests=2: the third request is another process's.
+        assert probe()["pid"] == first["pid"]
+        assert probe()["pid"] != first["pid"]
+    finally:
+        served.stop()
