@@ -23,7 +23,7 @@
 
 #include "swgi_abi.h"
 
-#define MOD_SWGI_VERSION "0.4.0"
+#define MOD_SWGI_VERSION "0.5.0"
 
 /* The handler name, for SetHandler/AddHandler and set by the aliases. */
 #define SWGI_HANDLER_NAME "swgi-app"

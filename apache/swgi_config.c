@@ -329,6 +329,10 @@ static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *a
                 return apr_pstrcat(cmd->pool, cmd->cmd->name, ": no user named '", value,
                                    "' (option user)", NULL);
             }
+            if (pw->pw_uid == 0) {
+                return apr_pstrcat(cmd->pool, cmd->cmd->name, ": user=", value, " is refused: "
+                                   "daemon processes never run as root", NULL);
+            }
             d->user = value;
             d->uid = pw->pw_uid;
             if (!d->group) {

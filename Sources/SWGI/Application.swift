@@ -2,7 +2,7 @@
 public let version = (major: 1, minor: 0)
 
 /// The version of this SWGI library, reported by servers in their logs.
-public let libraryVersion = "0.4.0"
+public let libraryVersion = "0.5.0"
 
 /// An SWGI application: called with the request's ``Environ`` and a
 /// ``StartResponse``, it starts the response and returns the ``Body``.

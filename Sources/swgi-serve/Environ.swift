@@ -86,7 +86,7 @@ func cgiVariables(_ head: HTTPRequestHead, local: SocketAddress?, remote: Socket
     }
     vars += [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", "swgi-serve/0.4.0"),
+        ("SERVER_SOFTWARE", "swgi-serve/0.5.0"),
         ("SERVER_PROTOCOL", "HTTP/\(head.version.major).\(head.version.minor)"),
         ("SERVER_NAME", serverName),
         ("SERVER_PORT", serverPort),

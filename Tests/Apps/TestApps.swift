@@ -313,7 +313,7 @@ struct DaemonProbe: Application {
         umask(mask)
         let lines = [
             "pid=\(getpid())", "uid=\(getuid())", "gid=\(getgid())",
-            "cwd=\(getcwd(&cwd, cwd.count) != nil ? String(cString: cwd) : "?")",
+            "cwd=\(getcwd(&cwd, cwd.count) != nil ? String(decoding: cwd.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?")",
             "umask=\(String(mask, radix: 8))",
             "multithread=\(environ.multithread)", "multiprocess=\(environ.multiprocess)",
             "group=\(environ["mod_swgi.process_group"] ?? "-")",

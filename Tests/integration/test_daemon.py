@@ -16,7 +16,7 @@ from client import get, raw, request
 from harness import VALGRIND, Apache
 
 pytestmark = [pytest.mark.reliability,
-              pytest.mark.skipif(bool(VALGRIND), reason="daemon processes fork: not under apache2 -X")]
+              pytest.mark.skipif(bool(VALGRIND), reason="timeouts of a second and load: not under memcheck")]
 
 AS_ROOT = os.geteuid() == 0
 BLOCK = bytes(range(256)) * 256  # 64 KiB
@@ -497,6 +497,7 @@ def test_graceful_timeout_bounds_the_wait_for_requests_in_flight(daemon_server):
     ("SWGIDaemonProcess bad request-timeout=soon", "SWGIDaemonProcess: bad value 'soon' for option request-timeout"),
     ("SWGIDaemonProcess bad memory-limit=12X", "SWGIDaemonProcess: bad value '12X' for option memory-limit"),
     ("SWGIDaemonProcess bad user=no-such-user-here", "SWGIDaemonProcess: no user named 'no-such-user-here'"),
+    ("SWGIDaemonProcess bad user=root", "SWGIDaemonProcess: user=root is refused: daemon processes never run as root"),
     ("SWGIDaemonProcess bad home=relative", "SWGIDaemonProcess: bad value 'relative' for option home"),
     ("SWGIDaemonProcess bad processes", "SWGIDaemonProcess: 'processes' is not an option=value pair"),
     ("SWGIDaemonProcess a/b", "SWGIDaemonProcess: 'a/b' is not a valid process group name"),
