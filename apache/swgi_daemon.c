@@ -79,8 +79,11 @@ static char **process_argv;     /* Apache's argv, for display-name */
 
 static void start_process(swgi_daemon_proc_t *dp);
 
-static const char *death_cause(apr_pool_t *p, int status)
+/* How a process ended, for a log line (the parent has one thread). */
+static const char *death_cause(int status)
 {
+    static char text[128];
+
     if (status == 0) {
         return "exited";
     }
@@ -88,10 +91,13 @@ static const char *death_cause(apr_pool_t *p, int status)
         return "could not start (see the line above)";
     }
     if (status > 0 && status < NSIG) {
-        return apr_psprintf(p, "died of signal %d (%s), or exited with status %d",
-                            status, strsignal(status), status);
+        snprintf(text, sizeof(text), "died of signal %d (%s), or exited with status %d",
+                 status, strsignal(status), status);
     }
-    return apr_psprintf(p, "exited with status %d", status);
+    else {
+        snprintf(text, sizeof(text), "exited with status %d", status);
+    }
+    return text;
 }
 
 /* The MPM's news of one process (apr_proc_other_child_*). */
@@ -109,7 +115,7 @@ static void maintenance(int reason, void *data, int status)
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
                          "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' "
                          "(stopping) %s", dp->proc.pid, dp->name,
-                         death_cause(process_pool, status));
+                         death_cause(status));
             break;
         }
         d = dp->group;
@@ -123,7 +129,7 @@ static void maintenance(int reason, void *data, int status)
         ap_log_error(APLOG_MARK, status ? APLOG_ERR : APLOG_INFO, 0, d->server,
                      "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' %s; "
                      "starting another", dp->proc.pid, d->name,
-                     death_cause(process_pool, status));
+                     death_cause(status));
         start_process(dp);
         break;
     case APR_OC_REASON_RESTART:
@@ -167,6 +173,11 @@ static apr_status_t end_group(void *data)
     swgi_daemon_t *d = data;
     int slot;
 
+    /* Only the parent that started the group stops it, never a process
+     * that happens to destroy its copy of the configuration. */
+    if (getpid() != d->parent_pid) {
+        return APR_SUCCESS;
+    }
     for (slot = 0; d->procs && slot < d->processes; slot++) {
         swgi_daemon_proc_t *dp = d->procs[slot];
 
@@ -228,6 +239,7 @@ static int make_listener(swgi_daemon_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
         return -1;
     }
     d->listen_fd = fd;
+    d->parent_pid = getpid();
     apr_pool_cleanup_register(pconf, d, end_group, apr_pool_cleanup_null);
     return 0;
 }
@@ -329,7 +341,6 @@ static struct {
     int64_t *timeouts;                  /* each connection's socket timeouts */
     unsigned loads_seen;                /* libraries loaded when the handlers were checked */
     volatile sig_atomic_t signalled;
-    struct sigaction crash_old[NSIG];
 } dstate;
 
 static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT };
@@ -378,7 +389,7 @@ static void install_crash_handlers(void)
             && (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == crashed) {
             continue;
         }
-        sigaction(crash_signals[i], &sa, &dstate.crash_old[crash_signals[i]]);
+        sigaction(crash_signals[i], &sa, NULL);
     }
 }
 
@@ -629,6 +640,15 @@ static void send_done(dhost_t *h, int rc)
     send_out(h);
 }
 
+/* The application is done with the request. Under the write lock: the
+ * watch sends T only before this, and then D is not sent (write_out). */
+static void served(worker_t *w)
+{
+    pthread_mutex_lock(&w->wlock);
+    w->fd = -1;
+    pthread_mutex_unlock(&w->wlock);
+}
+
 /* How long reads and writes on fd may wait (SO_RCVTIMEO, SO_SNDTIMEO). */
 static void set_timeouts(int fd, apr_interval_time_t timeout)
 {
@@ -739,10 +759,14 @@ static int serve(worker_t *w, int fd)
         return !h.gone;
     }
 
+    /* From here a crash of this worker (in a library's initializers too) is
+     * reported on this connection. */
+    w->fd = fd;
     w->loading = 1;
     app = swgi_load_app_server(dstate.server, w->pool, path, entry, allow_untrusted);
     w->loading = 0;
     if (!app) {
+        served(w);
         send_done(&h, HTTP_INTERNAL_SERVER_ERROR);
         return !h.gone;
     }
@@ -759,10 +783,8 @@ static int serve(worker_t *w, int fd)
     request.callbacks = &daemon_callbacks;
     request.environ = pairs;
     request.environ_count = count;
-    /* From here a crash of this worker is reported on this connection. */
-    w->fd = fd;
     rc = app->handle(app->context, &request);
-    w->fd = -1;
+    served(w);
     if (!h.gone) {
         send_done(&h, rc);
     }
@@ -795,8 +817,12 @@ static void serve_connection(worker_t *w, int fd, int in_epoll)
 
     keep = serve(w, fd);
     apr_pool_clear(w->pool);
+    /* Buffers grown for a big request or response are not kept. */
     if (w->out.cap > 4 * SWGI_WIRE_CHUNK) {
         swgi_wbuf_free(&w->out);
+    }
+    if (w->rd.cap > 4 * SWGI_WIRE_CHUNK) {
+        swgi_reader_free(&w->rd);
     }
 
     pthread_mutex_lock(&w->wlock);

@@ -5,10 +5,7 @@
  */
 #include "swgi_wire.h"
 
-#include "apr_time.h"
-
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -139,7 +136,6 @@ void swgi_reader_reset(swgi_reader_t *rd, int fd)
 {
     rd->fd = fd;
     rd->start = rd->end = 0;
-    rd->deadline = 0;
     rd->timed_out = 0;
     rd->error = 0;
 }
@@ -161,7 +157,9 @@ static int fill(swgi_reader_t *rd, size_t want)
     }
     if (rd->cap - rd->start < want) {
         /* Move what is left to the front, and grow if that is not enough. */
-        memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+        if (rd->end > rd->start) {
+            memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+        }
         rd->end -= rd->start;
         rd->start = 0;
         if (rd->cap < want) {
@@ -180,29 +178,6 @@ static int fill(swgi_reader_t *rd, size_t want)
         }
     }
     for (;;) {
-        if (rd->deadline) {
-            apr_interval_time_t left = rd->deadline - apr_time_now();
-            struct pollfd pfd;
-            int rc;
-
-            if (left <= 0) {
-                rd->timed_out = 1;
-                return -1;
-            }
-            pfd.fd = rd->fd;
-            pfd.events = POLLIN;
-            rc = poll(&pfd, 1, (int)((left + 999) / 1000));
-            if (rc == 0) {
-                rd->timed_out = 1;
-                return -1;
-            }
-            if (rc < 0 && errno != EINTR) {
-                return -1;
-            }
-            if (rc < 0) {
-                continue;
-            }
-        }
         n = recv(rd->fd, rd->buf + rd->end, rd->cap - rd->end, 0);
         if (n > 0) {
             rd->end += (size_t)n;

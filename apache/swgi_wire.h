@@ -82,8 +82,7 @@ typedef struct {
     int fd;
     char *buf;
     size_t cap, start, end;
-    int64_t deadline;       /* apr_time_t after which reads fail, 0: none */
-    int timed_out;          /* the last read failed on the deadline or SO_RCVTIMEO */
+    int timed_out;          /* the last read failed on SO_RCVTIMEO */
     int error;              /* errno of the last failed read, or 0 */
 } swgi_reader_t;
 
@@ -92,7 +91,8 @@ void swgi_reader_init(swgi_reader_t *rd, int fd);
 void swgi_reader_reset(swgi_reader_t *rd, int fd);
 void swgi_reader_free(swgi_reader_t *rd);
 /* 1 and a frame, 0 at the end of the stream (before a frame began), -1 on
- * an error, a timeout (timed_out set) or a malformed frame. */
+ * an error (error set), the socket's receive timeout (timed_out set) or a
+ * malformed frame. */
 int swgi_reader_next(swgi_reader_t *rd, swgi_frame_t *frame);
 
 /* Taking a payload apart; `bad` is set when it is shorter than its fields. */

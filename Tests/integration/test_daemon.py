@@ -510,3 +510,27 @@ def test_configuration_errors_name_the_directive_and_the_reason(build, line, mes
     result = server.apachectl("-t")
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_apache_children_that_exit_leave_the_daemons_alone(build, c_fixtures, mpm):
+    """Apache's children exit and are replaced (MaxConnectionsPerChild): the
+    daemon processes keep serving, unreplaced."""
+    module, apps = build
+    site = ("MaxConnectionsPerChild 2\n"
+            "SWGIDaemonProcess main processes=2 threads=2\n"
+            "SWGIAppAlias /main/probe @ROOT@/apps/libSWGITestApps.so entry=daemon\n"
+            "SWGIProcessGroup main\n")
+    server = Apache(module, mpm=mpm, site=site,
+                    apps={"libSWGITestApps.so": apps["SWGITestApps"]}).start()
+    try:
+        before = sorted(daemon_pids(server, "main"))
+        apache_children = set(server.children()) - set(before)
+        for _ in range(12):
+            probe(server, "main")  # a connection each
+        time.sleep(2.5)
+        assert set(server.children()) - set(before) != apache_children  # children were replaced
+        assert sorted(daemon_pids(server, "main")) == before
+        assert "starting another" not in server.error_log()
+    finally:
+        server.stop()
