@@ -688,8 +688,10 @@ static int serve(worker_t *w, int fd)
         return 0;
     }
 
-    c.p = f.payload;
-    c.end = f.payload + f.len;
+    /* One copy of the frame, which stays in the reader's buffer only until
+     * the next read (the body's): the environ points into it. */
+    c.p = apr_pmemdup(w->pool, f.payload, f.len);
+    c.end = c.p + f.len;
     c.bad = 0;
     memset(&request, 0, sizeof(request));
     request.size = sizeof(request);
@@ -709,16 +711,8 @@ static int serve(worker_t *w, int fd)
     entry = apr_pstrmemdup(w->pool, entry, entry_len);
     pairs = apr_palloc(w->pool, sizeof(*pairs) * (count ? count : 1));
     for (i = 0; i < count; i++) {
-        const char *name, *value;
-        size_t name_len, value_len;
-
-        name = swgi_cursor_bytes(&c, &name_len);
-        value = swgi_cursor_bytes(&c, &value_len);
-        /* The frame stays in the reader's buffer only until the next read. */
-        pairs[i].name.data = apr_pstrmemdup(w->pool, name, name_len);
-        pairs[i].name.len = name_len;
-        pairs[i].value.data = apr_pstrmemdup(w->pool, value, value_len);
-        pairs[i].value.len = value_len;
+        pairs[i].name.data = swgi_cursor_bytes(&c, &pairs[i].name.len);
+        pairs[i].value.data = swgi_cursor_bytes(&c, &pairs[i].value.len);
     }
     if (c.bad) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, dstate.server,

@@ -61,7 +61,9 @@ typedef struct {
     const char *app_path;
     int fd;
     int reused;             /* a kept connection */
-    swgi_reader_t rd;
+    swgi_wbuf_t *q;         /* the request frame */
+    swgi_reader_t *rd;      /* the thread's, or the request's own */
+    int thread_buffers;     /* q and rd are the thread's */
     int frames;             /* frames received in this try */
     int body_read;          /* body bytes went to the daemon */
     int done;               /* the daemon sent D: the connection can be kept */
@@ -75,22 +77,29 @@ typedef struct {
     apr_interval_time_t timeout;
 } kept_t;
 
-static __thread kept_t *kept;
+/* What an Apache thread keeps between its requests in daemon mode: its
+ * connections, and the buffers of the request frame and of the reader. */
+static __thread struct {
+    kept_t *kept;
+    swgi_wbuf_t q;
+    swgi_reader_t rd;
+    int in_use;                 /* a request of this thread has the buffers */
+} thread_state;
 
 static kept_t *kept_slot(swgi_daemon_t *d)
 {
     int i;
 
-    if (!kept) {
-        kept = malloc(sizeof(*kept) * swgi_daemons->nelts);
-        if (!kept) {
+    if (!thread_state.kept) {
+        thread_state.kept = malloc(sizeof(kept_t) * swgi_daemons->nelts);
+        if (!thread_state.kept) {
             return NULL;
         }
         for (i = 0; i < swgi_daemons->nelts; i++) {
-            kept[i].fd = -1;
+            thread_state.kept[i].fd = -1;
         }
     }
-    return &kept[d->index];
+    return &thread_state.kept[d->index];
 }
 
 static void set_timeouts(int fd, apr_interval_time_t timeout)
@@ -111,19 +120,31 @@ static void close_fd(exchange_t *x)
     }
 }
 
+/* The request's pool is destroyed, perhaps on another thread (the event
+ * MPM's write completion): only the connection is closed here, if the
+ * handler did not keep or close it. */
 static apr_status_t end_exchange(void *data)
 {
-    exchange_t *x = data;
-
-    close_fd(x);
-    swgi_reader_free(&x->rd);
+    close_fd(data);
     return APR_SUCCESS;
 }
 
-static apr_status_t free_wbuf(void *data)
+/* The handler is done with the buffers (on the thread that took them). */
+static void release_buffers(exchange_t *x)
 {
-    swgi_wbuf_free(data);
-    return APR_SUCCESS;
+    if (!x->thread_buffers) {
+        swgi_wbuf_free(x->q);
+        swgi_reader_free(x->rd);
+        return;
+    }
+    /* Back to the thread, unless a big request grew them. */
+    if (x->q->cap > 4 * SWGI_WIRE_CHUNK) {
+        swgi_wbuf_free(x->q);
+    }
+    if (x->rd->cap > 4 * SWGI_WIRE_CHUNK) {
+        swgi_reader_free(x->rd);
+    }
+    thread_state.in_use = 0;
 }
 
 /* The thread's kept connection to the group, or a new one: connects to
@@ -274,15 +295,15 @@ static enum outcome exchange(exchange_t *x, const swgi_wbuf_t *q)
         x->result = HTTP_SERVICE_UNAVAILABLE;
         return FINISHED;
     }
-    swgi_reader_reset(&x->rd, x->fd);
+    swgi_reader_reset(x->rd, x->fd);
     if (swgi_wire_write(x->fd, q->data, q->len) < 0) {
         return NOT_ACCEPTED;    /* the other end is gone: nothing was read */
     }
     for (;;) {
-        int rc = swgi_reader_next(&x->rd, &f);
+        int rc = swgi_reader_next(x->rd, &f);
 
         if (rc != 1) {
-            if (x->rd.timed_out) {
+            if (x->rd->timed_out) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                               "SWGI application %s (process group '%s') did nothing for "
                               "longer than Timeout: 504", x->app_path, d->name);
@@ -290,7 +311,7 @@ static enum outcome exchange(exchange_t *x, const swgi_wbuf_t *q)
                 return FINISHED;
             }
             /* Reset with the request unread: the application never saw it. */
-            if (!x->frames && x->rd.error == ECONNRESET) {
+            if (!x->frames && x->rd->error == ECONNRESET) {
                 return NOT_ACCEPTED;
             }
             return LOST;
@@ -380,8 +401,8 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
                        const char *entry, int allow_untrusted)
 {
     request_rec *r = host->r;
-    swgi_wbuf_t *q = apr_pcalloc(r->pool, sizeof(*q));
     exchange_t *x = apr_pcalloc(r->pool, sizeof(*x));
+    swgi_wbuf_t *q;
     const swgi_pair *pairs;
     size_t i, count;
     uint32_t flags = SWGI_FLAG_MULTIPROCESS;
@@ -391,8 +412,21 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
     x->d = d;
     x->app_path = app_path;
     x->fd = -1;
-    apr_pool_cleanup_register(r->pool, q, free_wbuf, apr_pool_cleanup_null);
-    swgi_reader_init(&x->rd, -1);
+    /* The thread's buffers; a request inside a request (a subrequest
+     * served in daemon mode too) has its own. */
+    if (!thread_state.in_use) {
+        thread_state.in_use = 1;
+        x->thread_buffers = 1;
+        x->q = &thread_state.q;
+        x->rd = &thread_state.rd;
+    }
+    else {
+        x->q = apr_pcalloc(r->pool, sizeof(*x->q));
+        x->rd = apr_pcalloc(r->pool, sizeof(*x->rd));
+    }
+    q = x->q;
+    q->len = 0;
+    swgi_reader_reset(x->rd, -1);
     apr_pool_cleanup_register(r->pool, x, end_exchange, apr_pool_cleanup_null);
 
     if (d->threads > 1) {
@@ -460,6 +494,7 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
         x->result = HTTP_SERVICE_UNAVAILABLE;
         break;
     }
+    release_buffers(x);
     if (x->result == HTTP_SERVICE_UNAVAILABLE && !host->passed) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
     }
