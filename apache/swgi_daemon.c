@@ -443,6 +443,8 @@ typedef struct {
     worker_t *w;
     int fd;
     swgi_reader_t *rd;
+    const swgi_pair *environ;   /* as the request brought it */
+    size_t environ_count;
     int started;
     int sent_body;
     int input_done;
@@ -612,6 +614,32 @@ static void d_log(void *hv, int level, const char *message, size_t len)
     send_out(h);
 }
 
+/* The environ for applications that look variables up (SWGI_APP_LAZY_ENVIRON):
+ * no copy of the whole on the Swift side. */
+static int d_environ_get(void *hv, const char *name, size_t name_len, swgi_bytes *value)
+{
+    dhost_t *h = hv;
+    size_t i;
+
+    for (i = 0; i < h->environ_count; i++) {
+        const swgi_pair *p = &h->environ[i];
+
+        if (p->name.len == name_len && !memcmp(p->name.data, name, name_len)) {
+            *value = p->value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void d_environ_all(void *hv, const swgi_pair **pairs, size_t *count)
+{
+    dhost_t *h = hv;
+
+    *pairs = h->environ;
+    *count = h->environ_count;
+}
+
 static const swgi_host_v1 daemon_callbacks = {
     sizeof(swgi_host_v1),
     d_read,
@@ -621,9 +649,9 @@ static const swgi_host_v1 daemon_callbacks = {
     /* Files are read here and sent as bytes: the Apache child, as another
      * user, may not be able to open them. */
     NULL,
-    /* The whole environ comes with the request. */
-    NULL,
-    NULL,
+    d_environ_get,
+    d_environ_all,
+    /* No event loop: a worker thread calls handle and may block. */
     NULL,
     NULL,
     NULL
@@ -775,8 +803,16 @@ static int serve(worker_t *w, int fd)
 
     request.host = &h;
     request.callbacks = &daemon_callbacks;
-    request.environ = pairs;
-    request.environ_count = count;
+    h.environ = pairs;
+    h.environ_count = count;
+    if (app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
+        && (app->flags & SWGI_APP_LAZY_ENVIRON)) {
+        request.environ = NULL;     /* environ_get and environ_all */
+    }
+    else {
+        request.environ = pairs;
+        request.environ_count = count;
+    }
     rc = app->handle(app->context, &request);
     served(w);
     if (!h.gone) {
