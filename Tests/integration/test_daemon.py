@@ -48,6 +48,20 @@ SWGIAppAlias /main/async @ROOT@/apps/libSWGITestApps.so entry=async
 SWGIAppAlias /main/missing @ROOT@/apps/libMissing.so
 SWGIAppAlias /nowhere @ROOT@/apps/libHello.so
 SWGIAppAlias /environ @ROOT@/apps/libEnvironDump.so
+SWGIAppAlias /global/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
+<Location /global>
+    SWGIProcessGroup main
+</Location>
+<Location /global/probe>
+    SWGIProcessGroup %{GLOBAL}
+</Location>
+Listen 127.0.0.1:@PORT2@
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName vhost.test
+    SWGIDaemonProcess invhost processes=1 threads=2
+    SWGIProcessGroup invhost
+    SWGIAppAlias /probe @ROOT@/apps/libSWGITestApps.so entry=daemon
+</VirtualHost>
 @GROUPS@<Location /nowhere>
     SWGIProcessGroup nosuchgroup
 </Location>
@@ -150,6 +164,18 @@ def test_the_application_runs_in_a_daemon_process(daemon_server):
         assert info["uid"] == "33" and info["cwd"] == "/var/www"
 
 
+def test_global_means_embedded_mode(daemon_server):
+    info = probe(daemon_server, "global")
+    assert info["group"] == "" and int(info["pid"]) not in daemon_pids(daemon_server)
+
+
+def test_a_group_defined_in_a_virtual_host(daemon_server):
+    resp, data = request(daemon_server, "GET", "/probe", port=daemon_server.port2)
+    assert resp.status == 200, data
+    info = dict(line.split("=", 1) for line in data.decode().splitlines())
+    assert info["group"] == "invhost" and int(info["pid"]) in daemon_pids(daemon_server, "invhost")
+
+
 def test_every_process_of_a_group_serves(daemon_server):
     pids = {probe(daemon_server, "main", "?sleep=200")["pid"] for _ in range(2)}
     seen = set()
@@ -159,6 +185,19 @@ def test_every_process_of_a_group_serves(daemon_server):
         seen.add(result["value"]["pid"])
     assert len(seen | pids) == 2
     assert sorted(int(p) for p in seen | pids) == sorted(daemon_pids(daemon_server, "main"))
+
+
+def test_threads_serve_requests_at_once(daemon_server):
+    """Group "one" is one process of six threads: six requests of 800 ms at
+    once take about 800 ms, not six times that."""
+    probe(daemon_server, "one")
+    start = time.time()
+    runs = [in_background(probe, daemon_server, "one", "?sleep=800") for _ in range(6)]
+    for t, result in runs:
+        t.join()
+        assert "value" in result, result
+    assert len({r["value"]["pid"] for _, r in runs}) == 1
+    assert time.time() - start < 2.0
 
 
 def test_the_environ_is_the_same_as_in_embedded_mode(daemon_server):
@@ -255,7 +294,7 @@ def test_an_unknown_process_group_is_a_500_naming_it(daemon_server):
 
 def test_the_socket_is_for_apaches_user_only(daemon_server):
     sockets = [f for f in os.listdir(daemon_server.path("run")) if f.startswith("swgi.") and f.endswith(".sock")]
-    assert len(sockets) == len(GROUPS) - (0 if AS_ROOT else 1), sockets
+    assert len(sockets) == len(GROUPS) + 1 - (0 if AS_ROOT else 1), sockets  # + invhost
     st = os.stat(daemon_server.path("run", sockets[0]))
     assert st.st_mode & 0o777 == 0o600
     if AS_ROOT:
