@@ -290,16 +290,26 @@ func onAnotherThread(_ body: @escaping () -> Void) {
 
 /// What daemon mode's tests ask of the process that serves them:
 /// `?sleep=MS` waits before it answers; `?trap` crashes the process (a Swift
-/// trap); `?trap-after-start` sends the head and a first chunk, then traps;
+/// trap); `?overflow` overflows the stack; `?trap-after-start` sends the head
+/// and a first chunk, then traps;
 /// `?grow=MIB` keeps that much more memory for the life of the process.
 /// The answer: `pid= uid= gid= cwd= umask= multithread= multiprocess= group=` lines.
 struct DaemonProbe: Application {
     nonisolated(unsafe) static var kept: [[UInt8]] = []
 
+    /// Recursion with 4 KiB of stack a level: `?overflow` exhausts the stack (SIGSEGV).
+    static func deeper(_ n: Int) -> Int {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer in
+            buffer.initialize(repeating: UInt8(truncatingIfNeeded: n))
+            return n <= 0 ? 0 : deeper(n - 1) &+ Int(buffer[n % 4096])
+        }
+    }
+
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         let query = environ.query
         if let ms = Int(query["sleep"] ?? "") { usleep(UInt32(ms) * 1000) }
         if query["trap"] != nil { fatalError("DaemonProbe: trap requested") }
+        if query["overflow"] != nil { _ = DaemonProbe.deeper(Int(query["overflow"] ?? "") ?? Int.max) }
         if let mib = Int(query["grow"] ?? "") {
             DaemonProbe.kept.append([UInt8](repeating: 1, count: mib << 20))
         }

@@ -319,6 +319,18 @@ def test_a_trap_costs_one_request_and_the_process_is_replaced(daemon_server):
     assert probe(server, "one")["pid"] == str(after[0])
 
 
+def test_a_stack_overflow_is_reported_like_a_trap(daemon_server):
+    """The crash handler runs on its own stack, so a request whose thread
+    exhausted its stack is named too."""
+    server = daemon_server
+    mark = server.log_size()
+    resp, _ = get(server, "/one/probe?overflow")
+    assert resp.status == 500
+    log = server.log_since(mark, wait_for="starting another")
+    assert "crashed with SIGSEGV (signal 11) serving GET /one/probe?overflow" in log, log
+    assert probe(server, "one")["group"] == "one"
+
+
 def test_a_trap_after_the_response_began_cuts_it(daemon_server):
     data = raw(daemon_server, b"GET /one/probe?trap-after-start HTTP/1.1\r\nHost: t\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200 OK")
