@@ -122,13 +122,21 @@ void swgi_loader_child_init(apr_pool_t *p, server_rec *s);
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
                                  void **cache, int allow_untrusted);
 
-/* The same for a daemon process, which has no request_rec: logs to s. */
+/* The application reads the environ through environ_get/environ_all (its
+ * table is new enough to say so, and says so). */
+static APR_INLINE int swgi_app_lazy_environ(const swgi_app_v1 *app)
+{
+    return app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
+           && (app->flags & SWGI_APP_LAZY_ENVIRON);
+}
+
+/* The same for a daemon process, which has no request_rec: logs to s. A
+ * library whose file has changed since this process loaded it (time, size,
+ * or gone; looked at once a second at most) gives NULL and *changed = 1:
+ * the process is to restart. */
 const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
-                                        const char *entry, int allow_untrusted);
-/* 1 when (path, entry) was loaded in this process and the file has changed
- * since (its time or size), or is gone; the file is looked at once a second
- * at most, 0 in between. */
-int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p);
+                                        const char *entry, int allow_untrusted,
+                                        int *changed);
 /* How many libraries this process has loaded (opened and accepted). */
 unsigned swgi_loader_count(void);
 /* Files owned by uid are trusted too (a daemon process's own user). */

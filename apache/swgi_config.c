@@ -268,6 +268,55 @@ static const char *parse_bytes(cmd_parms *cmd, const char *option, const char *v
     return NULL;
 }
 
+/* The options that are counts, and those that are seconds (mod_wsgi's names). */
+static const struct {
+    const char *name;
+    size_t offset;
+    int min, max;
+} count_options[] = {
+    { "processes", APR_OFFSETOF(swgi_daemon_t, processes), 1, 1024 },
+    { "threads", APR_OFFSETOF(swgi_daemon_t, threads), 1, 1024 },
+    { "maximum-requests", APR_OFFSETOF(swgi_daemon_t, maximum_requests), 0, INT_MAX },
+    { "listen-backlog", APR_OFFSETOF(swgi_daemon_t, listen_backlog), 1, 65535 },
+};
+
+static const struct {
+    const char *name;
+    size_t offset;
+} seconds_options[] = {
+    { "request-timeout", APR_OFFSETOF(swgi_daemon_t, request_timeout) },
+    { "inactivity-timeout", APR_OFFSETOF(swgi_daemon_t, inactivity_timeout) },
+    { "graceful-timeout", APR_OFFSETOF(swgi_daemon_t, graceful_timeout) },
+    { "startup-timeout", APR_OFFSETOF(swgi_daemon_t, startup_timeout) },
+    { "connect-timeout", APR_OFFSETOF(swgi_daemon_t, connect_timeout) },
+    { "queue-timeout", APR_OFFSETOF(swgi_daemon_t, queue_timeout) },
+    { "restart-interval", APR_OFFSETOF(swgi_daemon_t, restart_interval) },
+};
+
+/* A count or seconds option: 1 (and *err) when `option` is one of them. */
+static int table_option(cmd_parms *cmd, swgi_daemon_t *d, const char *option,
+                        const char *value, const char **err)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(count_options) / sizeof(count_options[0]); i++) {
+        if (!strcmp(option, count_options[i].name)) {
+            *err = parse_count(cmd, option, value, count_options[i].min,
+                               count_options[i].max,
+                               (int *)((char *)d + count_options[i].offset));
+            return 1;
+        }
+    }
+    for (i = 0; i < sizeof(seconds_options) / sizeof(seconds_options[0]); i++) {
+        if (!strcmp(option, seconds_options[i].name)) {
+            *err = parse_seconds(cmd, option, value, (apr_interval_time_t *)
+                                 ((char *)d + seconds_options[i].offset));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* SWGIDaemonProcess NAME [option=value ...] */
 static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *args)
 {
@@ -310,17 +359,8 @@ static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *a
         }
         option = apr_pstrmemdup(cmd->pool, word, eq - word);
         value = eq + 1;
-        if (!strcmp(option, "processes")) {
-            err = parse_count(cmd, option, value, 1, 1024, &d->processes);
-        }
-        else if (!strcmp(option, "threads")) {
-            err = parse_count(cmd, option, value, 1, 1024, &d->threads);
-        }
-        else if (!strcmp(option, "maximum-requests")) {
-            err = parse_count(cmd, option, value, 0, INT_MAX, &d->maximum_requests);
-        }
-        else if (!strcmp(option, "listen-backlog")) {
-            err = parse_count(cmd, option, value, 1, 65535, &d->listen_backlog);
+        if (table_option(cmd, d, option, value, &err)) {
+            /* a count or seconds */
         }
         else if (!strcmp(option, "user")) {
             struct passwd *pw = *value ? getpwnam(value) : NULL;
@@ -369,27 +409,6 @@ static const char *set_daemon_process(cmd_parms *cmd, void *dummy, const char *a
                 return bad_value(cmd, option, value, "a name");
             }
             d->display_name = value;
-        }
-        else if (!strcmp(option, "request-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->request_timeout);
-        }
-        else if (!strcmp(option, "inactivity-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->inactivity_timeout);
-        }
-        else if (!strcmp(option, "graceful-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->graceful_timeout);
-        }
-        else if (!strcmp(option, "startup-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->startup_timeout);
-        }
-        else if (!strcmp(option, "connect-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->connect_timeout);
-        }
-        else if (!strcmp(option, "queue-timeout")) {
-            err = parse_seconds(cmd, option, value, &d->queue_timeout);
-        }
-        else if (!strcmp(option, "restart-interval")) {
-            err = parse_seconds(cmd, option, value, &d->restart_interval);
         }
         else if (!strcmp(option, "memory-limit")) {
             err = parse_bytes(cmd, option, value, &d->memory_limit);

@@ -64,11 +64,9 @@ APLOG_USE_MODULE(swgi);
 struct swgi_daemon_proc_t {
     swgi_daemon_t *group;       /* in the configuration's pool: not once retired */
     const char *name;           /* the group's name, kept as long as this record */
-    int slot;
     int generation;             /* the configuration it belongs to */
     int retired;                /* Apache restarts or stops: not replaced */
     apr_proc_t proc;
-    apr_time_t started;
 };
 
 static int generation;
@@ -98,6 +96,15 @@ static const char *death_cause(int status)
         snprintf(text, sizeof(text), "exited with status %d", status);
     }
     return text;
+}
+
+/* Tells a process to finish what it serves and exit; it is not replaced. */
+static void retire(swgi_daemon_proc_t *dp)
+{
+    if (!dp->retired && dp->proc.pid > 0) {
+        dp->retired = 1;
+        kill(dp->proc.pid, SIGTERM);
+    }
 }
 
 /* The MPM's news of one process (apr_proc_other_child_*). */
@@ -133,11 +140,9 @@ static void maintenance(int reason, void *data, int status)
         start_process(dp);
         break;
     case APR_OC_REASON_RESTART:
-        /* Apache restarts or stops: finish what is in flight, then exit. */
-        if (!dp->retired) {
-            dp->retired = 1;
-            kill(dp->proc.pid, SIGTERM);
-        }
+        /* Apache restarts or stops (also seen by end_group, which is what
+         * runs on a graceful restart). */
+        retire(dp);
         break;
     default:
         break;
@@ -159,7 +164,6 @@ static void start_process(swgi_daemon_proc_t *dp)
                      "cannot fork a daemon process for SWGI process group '%s'", d->name);
         return;
     }
-    dp->started = apr_time_now();
     apr_proc_other_child_register(&dp->proc, maintenance, dp, NULL, process_pool);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
                  "started daemon process %" APR_PID_T_FMT " of SWGI process group '%s'",
@@ -179,11 +183,8 @@ static apr_status_t end_group(void *data)
         return APR_SUCCESS;
     }
     for (slot = 0; d->procs && slot < d->processes; slot++) {
-        swgi_daemon_proc_t *dp = d->procs[slot];
-
-        if (dp && !dp->retired && dp->proc.pid > 0) {
-            dp->retired = 1;
-            kill(dp->proc.pid, SIGTERM);
+        if (d->procs[slot]) {
+            retire(d->procs[slot]);
         }
     }
     if (d->listen_fd >= 0) {
@@ -277,7 +278,6 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 
             dp->group = d;
             dp->name = apr_pstrdup(process_pool, d->name);
-            dp->slot = slot;
             dp->generation = generation;
             d->procs[slot] = dp;
             start_process(dp);
@@ -305,7 +305,6 @@ void swgi_daemon_child_init(apr_pool_t *p, server_rec *s)
 
 typedef struct {
     pthread_t thread;
-    int index;
     volatile int fd;                    /* the connection served, or -1 */
     volatile apr_time_t busy_since;     /* 0 when idle */
     volatile int loading;               /* loading an application (startup-timeout) */
@@ -321,7 +320,6 @@ typedef struct {
 #define MAX_IDLE_FD 65536
 
 static struct {
-    swgi_daemon_proc_t *proc;
     swgi_daemon_t *group;
     server_rec *server;
     int listen_fd;
@@ -677,20 +675,11 @@ static void served(worker_t *w)
     pthread_mutex_unlock(&w->wlock);
 }
 
-/* How long reads and writes on fd may wait (SO_RCVTIMEO, SO_SNDTIMEO). */
-static void set_timeouts(int fd, apr_interval_time_t timeout)
-{
-    struct timeval tv;
-
-    tv.tv_sec = timeout / APR_USEC_PER_SEC;
-    tv.tv_usec = timeout % APR_USEC_PER_SEC;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 /* Serves one request on connection fd (its Q frame may still be on the
- * way). 1 when the connection can carry another request. */
-static int serve(worker_t *w, int fd)
+ * way). 1 when the connection can carry another request; *began when a
+ * request arrived (a connection may also just end: an Apache child that
+ * exits closes the one it kept). */
+static int serve(worker_t *w, int fd, int *began)
 {
     swgi_daemon_t *d = dstate.group;
     swgi_reader_t *rd = &w->rd;
@@ -703,7 +692,7 @@ static int serve(worker_t *w, int fd)
     const char *path, *entry;
     size_t path_len, entry_len, i, count;
     swgi_pair *pairs;
-    int allow_untrusted, rc;
+    int allow_untrusted, rc, changed;
 
     memset(&h, 0, sizeof(h));
     h.w = w;
@@ -715,6 +704,13 @@ static int serve(worker_t *w, int fd)
     if (swgi_reader_next(rd, &f) != 1 || f.type != 'Q') {
         return 0;
     }
+    /* A request: it counts (maximum-requests, inactivity), and its time runs
+     * (request-timeout, startup-timeout). */
+    pthread_mutex_lock(&dstate.lock);
+    dstate.active++;
+    w->busy_since = apr_time_now();
+    pthread_mutex_unlock(&dstate.lock);
+    *began = 1;
 
     /* One copy of the frame, which stays in the reader's buffer only until
      * the next read (the body's): the environ points into it. */
@@ -748,27 +744,8 @@ static int serve(worker_t *w, int fd)
         return 0;
     }
 
-    /* A library that changed since this process loaded it: the group
-     * restarts, as mod_wsgi's daemons do when a script changes, and the
-     * request goes back to its Apache child unseen (N), which sends it to a
-     * new process. */
-    if (swgi_loader_changed(path, entry, w->pool)) {
-        pthread_mutex_lock(&dstate.lock);
-        if (!dstate.stopping) {
-            static char reason[600];
-
-            snprintf(reason, sizeof(reason), "the application file %s changed", path);
-            begin_stop(reason);
-        }
-        pthread_mutex_unlock(&dstate.lock);
-        swgi_wbuf_begin(&w->out, 'N', 0);
-        swgi_wbuf_end(&w->out);
-        send_out(&h);
-        return 0;
-    }
-
     if (request.timeout_usec > 0 && request.timeout_usec != dstate.timeouts[fd]) {
-        set_timeouts(fd, request.timeout_usec);
+        swgi_wire_set_timeouts(fd, request.timeout_usec);
         dstate.timeouts[fd] = request.timeout_usec;
     }
 
@@ -785,8 +762,28 @@ static int serve(worker_t *w, int fd)
      * reported on this connection. */
     w->fd = fd;
     w->loading = 1;
-    app = swgi_load_app_server(dstate.server, w->pool, path, entry, allow_untrusted);
+    app = swgi_load_app_server(dstate.server, w->pool, path, entry, allow_untrusted,
+                               &changed);
     w->loading = 0;
+    if (changed) {
+        /* A library that changed since this process loaded it: the group
+         * restarts, as mod_wsgi's daemons do when a script changes, and the
+         * request goes back to its Apache child unseen (N), which sends it
+         * to a new process. */
+        served(w);
+        pthread_mutex_lock(&dstate.lock);
+        if (!dstate.stopping) {
+            static char reason[600];
+
+            snprintf(reason, sizeof(reason), "the application file %s changed", path);
+            begin_stop(reason);
+        }
+        pthread_mutex_unlock(&dstate.lock);
+        swgi_wbuf_begin(&w->out, 'N', 0);
+        swgi_wbuf_end(&w->out);
+        send_out(&h);
+        return 0;
+    }
     if (!app) {
         served(w);
         send_done(&h, HTTP_INTERNAL_SERVER_ERROR);
@@ -805,8 +802,7 @@ static int serve(worker_t *w, int fd)
     request.callbacks = &daemon_callbacks;
     h.environ = pairs;
     h.environ_count = count;
-    if (app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
-        && (app->flags & SWGI_APP_LAZY_ENVIRON)) {
+    if (swgi_app_lazy_environ(app)) {
         request.environ = NULL;     /* environ_get and environ_all */
     }
     else {
@@ -838,14 +834,9 @@ static int arm(int fd, int op)
 static void serve_connection(worker_t *w, int fd, int in_epoll)
 {
     swgi_daemon_t *d = dstate.group;
-    int keep;
+    int keep, began = 0;
 
-    pthread_mutex_lock(&dstate.lock);
-    dstate.active++;
-    w->busy_since = apr_time_now();
-    pthread_mutex_unlock(&dstate.lock);
-
-    keep = serve(w, fd);
+    keep = serve(w, fd, &began);
     apr_pool_clear(w->pool);
     /* Buffers grown for a big request or response are not kept. */
     if (w->out.cap > 4 * SWGI_WIRE_CHUNK) {
@@ -863,15 +854,14 @@ static void serve_connection(worker_t *w, int fd, int in_epoll)
     pthread_mutex_unlock(&w->wlock);
 
     pthread_mutex_lock(&dstate.lock);
-    dstate.active--;
-    dstate.requests++;
-    dstate.last_activity = apr_time_now();
-    w->busy_since = 0;
-    if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
-        begin_stop("it served maximum-requests");
-    }
-    if (d->memory_limit && resident_bytes() > d->memory_limit) {
-        begin_stop("its resident memory passed memory-limit");
+    if (began) {
+        dstate.active--;
+        dstate.requests++;
+        dstate.last_activity = apr_time_now();
+        w->busy_since = 0;
+        if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
+            begin_stop("it served maximum-requests");
+        }
     }
     if (keep && !dstate.stopping && fd < MAX_IDLE_FD
         && arm(fd, in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD) == 0) {
@@ -929,7 +919,7 @@ static void *worker_main(void *arg)
             }
             /* Its first request must come soon: a worker waits for it. */
             dstate.timeouts[conn] = apr_time_from_sec(10);
-            set_timeouts(conn, dstate.timeouts[conn]);
+            swgi_wire_set_timeouts(conn, dstate.timeouts[conn]);
             serve_connection(w, conn, 0);
             continue;
         }
@@ -947,7 +937,23 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Checks the limits that depend on time (with the lock held). */
+/* Waits (with the lock held) until a worker says something changed, or ms
+ * milliseconds pass. */
+static void wait_changed(int ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&dstate.changed, &dstate.lock, &ts);
+}
+
+/* Checks the limits that the watch sees every 100 ms (with the lock held):
+ * time, and memory. */
 static void watch(apr_time_t now)
 {
     swgi_daemon_t *d = dstate.group;
@@ -958,6 +964,9 @@ static void watch(apr_time_t now)
     }
     if (d->restart_interval && now - dstate.started > d->restart_interval) {
         begin_stop("restart-interval passed");
+    }
+    if (d->memory_limit && resident_bytes() > d->memory_limit) {
+        begin_stop("its resident memory passed memory-limit");
     }
     if (d->inactivity_timeout && dstate.active == 0
         && now - dstate.last_activity > d->inactivity_timeout) {
@@ -1081,7 +1090,6 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     int i;
 
     memset(&dstate, 0, sizeof(dstate));
-    dstate.proc = dp;
     dstate.group = d;
     dstate.server = d->server;
     dstate.listen_fd = d->listen_fd;
@@ -1170,7 +1178,6 @@ static void daemon_main(swgi_daemon_proc_t *dp)
         worker_t *w = &dstate.workers[i];
         pthread_attr_t attr;
 
-        w->index = i;
         w->fd = -1;
         pthread_mutex_init(&w->wlock, NULL);
         swgi_reader_init(&w->rd, -1);
@@ -1192,15 +1199,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     /* The watch, until the process stops. */
     pthread_mutex_lock(&dstate.lock);
     while (!dstate.stopping) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&dstate.changed, &dstate.lock, &ts);
+        wait_changed(100);
         watch(apr_time_now());
     }
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
@@ -1219,15 +1218,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     /* What is in flight finishes, within graceful-timeout. */
     deadline = apr_time_now() + d->graceful_timeout;
     while (still_running(apr_time_now()) > 0 && apr_time_now() < deadline) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&dstate.changed, &dstate.lock, &ts);
+        wait_changed(50);
     }
     if (dstate.active > 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->server,

@@ -355,6 +355,8 @@ int swgi_handler(request_rec *r)
     host.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     host.in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
 
+    swgi_environ_init(&host.environ, r, dconf, app_path, entry);
+
     if (dconf->process_group && strcmp(dconf->process_group, SWGI_GLOBAL_GROUP)) {
         swgi_daemon_t *daemon = swgi_find_daemon(dconf->process_group);
 
@@ -364,7 +366,6 @@ int swgi_handler(request_rec *r)
                           "configured (application %s)", dconf->process_group, app_path);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        swgi_environ_init(&host.environ, r, dconf, app_path, entry);
         host.environ.process_group = daemon->name;
         return swgi_remote_handle(&host, daemon, app_path, entry,
                                   dconf->allow_untrusted == 1);
@@ -381,9 +382,7 @@ int swgi_handler(request_rec *r)
     request.host = &host;
     request.callbacks = &host_callbacks;
     request.timeout_usec = r->server->timeout;
-    swgi_environ_init(&host.environ, r, dconf, app_path, entry);
-    if (app->size >= offsetof(swgi_app_v1, flags) + sizeof(app->flags)
-        && (app->flags & SWGI_APP_LAZY_ENVIRON)) {
+    if (swgi_app_lazy_environ(app)) {
         request.environ = NULL;     /* environ_get and environ_all */
     }
     else {

@@ -29,7 +29,7 @@ APLOG_USE_MODULE(swgi);
 
 typedef struct {
     const swgi_app_v1 *app;     /* NULL when loading failed */
-    apr_time_t checked;         /* when swgi_loader_changed last looked at the file */
+    apr_time_t checked;         /* when file_changed last looked at the file */
     int changed;                /* and found it changed since it was loaded */
     const char *reason;         /* why it failed */
     const char *untrusted;      /* why the file is not to be trusted, or NULL */
@@ -187,10 +187,33 @@ static const swgi_app_v1 *trusted(request_rec *r, server_rec *s, const char *pat
     return app;
 }
 
-/* Logs to r, or to s when r is NULL (a daemon process); p for scratch. */
+/*
+ * Whether a loaded library's file has changed (its time or size, or it is
+ * gone), for a daemon process, which then restarts (called with the lock
+ * held). The file is looked at once a second at most: a request costs no
+ * system call, and a change is noticed within a second; once seen, every
+ * thread sees it.
+ */
+static int file_changed(swgi_loaded_t *item, const char *path, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    apr_finfo_t finfo;
+
+    if (!item->changed && now - item->checked >= APR_USEC_PER_SEC) {
+        item->checked = now;
+        item->changed = apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE, p)
+                        != APR_SUCCESS
+                        || finfo.mtime != item->mtime || finfo.size != item->size;
+    }
+    return item->changed;
+}
+
+/* Logs to r, or to s when r is NULL (a daemon process); p for scratch.
+ * With `changed`, a library whose file changed since it was loaded gives
+ * NULL and *changed = 1. */
 static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
                                    const char *path, const char *entry, void **cache,
-                                   int allow_untrusted)
+                                   int allow_untrusted, int *changed)
 {
     swgi_cached_app_t *cached = cache ? __atomic_load_n(cache, __ATOMIC_ACQUIRE) : NULL;
     const char *key;
@@ -208,6 +231,11 @@ static const swgi_app_v1 *load_app(request_rec *r, server_rec *s, apr_pool_t *p,
     lock();
     item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
     if (item && item->app) {
+        if (changed && file_changed(item, path, p)) {
+            unlock();
+            *changed = 1;
+            return NULL;
+        }
         remember(cache, entry, item->app, item->untrusted);
         unlock();
         return trusted(r, s, path, item->app, item->untrusted, allow_untrusted);
@@ -270,52 +298,15 @@ unsigned swgi_loader_count(void)
     return __atomic_load_n(&loads, __ATOMIC_ACQUIRE);
 }
 
-int swgi_loader_changed(const char *path, const char *entry, apr_pool_t *p)
-{
-    const char *key = apr_pstrcat(p, path, "\n", entry, NULL);
-    swgi_loaded_t *item;
-    apr_time_t now = apr_time_now();
-    apr_time_t mtime = 0;
-    apr_off_t size = 0;
-    apr_finfo_t finfo;
-    int changed;
-
-    lock();
-    item = apr_hash_get(loaded, key, APR_HASH_KEY_STRING);
-    if (item && item->app && item->changed) {
-        unlock();
-        return 1;       /* once seen, for every thread */
-    }
-    /* The file is looked at once a second at most: a request costs no
-     * system call, and a change is noticed within a second. */
-    if (item && item->app && now - item->checked >= APR_USEC_PER_SEC) {
-        item->checked = now;
-        mtime = item->mtime;
-        size = item->size;
-    }
-    unlock();
-    if (!mtime) {
-        return 0;
-    }
-    /* A file that is gone has changed too: its next load says so. */
-    changed = apr_stat(&finfo, path, APR_FINFO_MTIME | APR_FINFO_SIZE, p) != APR_SUCCESS
-              || finfo.mtime != mtime || finfo.size != size;
-    if (changed) {
-        lock();
-        item->changed = 1;
-        unlock();
-    }
-    return changed;
-}
-
 const swgi_app_v1 *swgi_load_app(request_rec *r, const char *path, const char *entry,
                                  void **cache, int allow_untrusted)
 {
-    return load_app(r, r->server, r->pool, path, entry, cache, allow_untrusted);
+    return load_app(r, r->server, r->pool, path, entry, cache, allow_untrusted, NULL);
 }
 
 const swgi_app_v1 *swgi_load_app_server(server_rec *s, apr_pool_t *p, const char *path,
-                                        const char *entry, int allow_untrusted)
+                                        const char *entry, int allow_untrusted, int *changed)
 {
-    return load_app(NULL, s, p, path, entry, NULL, allow_untrusted);
+    *changed = 0;
+    return load_app(NULL, s, p, path, entry, NULL, allow_untrusted, changed);
 }

@@ -102,16 +102,6 @@ static kept_t *kept_slot(swgi_daemon_t *d)
     return &thread_state.kept[d->index];
 }
 
-static void set_timeouts(int fd, apr_interval_time_t timeout)
-{
-    struct timeval tv;
-
-    tv.tv_sec = timeout / APR_USEC_PER_SEC;
-    tv.tv_usec = timeout % APR_USEC_PER_SEC;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 static void close_fd(exchange_t *x)
 {
     if (x->fd >= 0) {
@@ -158,7 +148,6 @@ static int connect_daemon(exchange_t *x)
     struct sockaddr_un addr;
     apr_time_t deadline = apr_time_now() + d->connect_timeout;
     apr_interval_time_t pause = 2000;
-    struct timeval tv;
     int err;
 
     if (slot && slot->fd >= 0) {
@@ -166,7 +155,7 @@ static int connect_daemon(exchange_t *x)
         x->reused = 1;
         slot->fd = -1;
         if (slot->timeout != r->server->timeout) {
-            set_timeouts(x->fd, r->server->timeout);
+            swgi_wire_set_timeouts(x->fd, r->server->timeout);
         }
         return 0;
     }
@@ -184,15 +173,10 @@ static int connect_daemon(exchange_t *x)
             break;
         }
         /* A full backlog makes connect wait, up to the send timeout. */
-        if (left < 1000) {
-            left = 1000;
-        }
-        tv.tv_sec = left / APR_USEC_PER_SEC;
-        tv.tv_usec = left % APR_USEC_PER_SEC;
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        swgi_wire_set_timeouts(fd, left < 1000 ? 1000 : left);
         if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
             x->fd = fd;
-            set_timeouts(fd, r->server->timeout);
+            swgi_wire_set_timeouts(fd, r->server->timeout);
             return 0;
         }
         err = errno;

@@ -88,6 +88,16 @@ void swgi_wbuf_end(swgi_wbuf_t *b)
     memcpy(b->data + b->frame + 4, &n, 4);
 }
 
+void swgi_wire_set_timeouts(int fd, int64_t usec)
+{
+    struct timeval tv;
+
+    tv.tv_sec = usec / 1000000;
+    tv.tv_usec = usec % 1000000;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 int swgi_wire_writev(int fd, struct iovec *iov, int count)
 {
     while (count > 0) {
@@ -229,43 +239,46 @@ int swgi_reader_next(swgi_reader_t *rd, swgi_frame_t *frame)
     return 1;
 }
 
+/* The next n bytes of the payload, or NULL (and `bad`) if there are fewer. */
+static const char *take(swgi_cursor_t *c, size_t n)
+{
+    const char *data = c->p;
+
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = 1;
+        return NULL;
+    }
+    c->p += n;
+    return data;
+}
+
 uint32_t swgi_cursor_u32(swgi_cursor_t *c)
 {
+    const char *data = take(c, 4);
     uint32_t v = 0;
 
-    if (c->bad || c->end - c->p < 4) {
-        c->bad = 1;
-        return 0;
+    if (data) {
+        memcpy(&v, data, 4);
     }
-    memcpy(&v, c->p, 4);
-    c->p += 4;
     return v;
 }
 
 int64_t swgi_cursor_i64(swgi_cursor_t *c)
 {
+    const char *data = take(c, 8);
     int64_t v = 0;
 
-    if (c->bad || c->end - c->p < 8) {
-        c->bad = 1;
-        return 0;
+    if (data) {
+        memcpy(&v, data, 8);
     }
-    memcpy(&v, c->p, 8);
-    c->p += 8;
     return v;
 }
 
 const char *swgi_cursor_bytes(swgi_cursor_t *c, size_t *len)
 {
     uint32_t n = swgi_cursor_u32(c);
-    const char *data = c->p;
+    const char *data = take(c, n);
 
-    if (c->bad || (size_t)(c->end - c->p) < n) {
-        c->bad = 1;
-        *len = 0;
-        return "";
-    }
-    c->p += n;
-    *len = n;
-    return data;
+    *len = data ? n : 0;
+    return data ? data : "";
 }

@@ -64,6 +64,10 @@ void swgi_wbuf_end(swgi_wbuf_t *b);
 /* A frame header for a payload sent separately (writev). */
 void swgi_wire_header(char header[SWGI_WIRE_HEADER], char type, unsigned flags, size_t len);
 
+/* How long reads and writes on fd may wait (SO_RCVTIMEO, SO_SNDTIMEO),
+ * in microseconds. */
+void swgi_wire_set_timeouts(int fd, int64_t usec);
+
 /* Writes all of iov; 0, or -1 with errno (EPIPE: the other end is gone;
  * EAGAIN: the socket's send timeout passed). Never raises SIGPIPE. */
 int swgi_wire_writev(int fd, struct iovec *iov, int count);

@@ -295,10 +295,21 @@ def test_an_unknown_process_group_is_a_500_naming_it(daemon_server):
 def test_the_socket_is_for_apaches_user_only(daemon_server):
     sockets = [f for f in os.listdir(daemon_server.path("run")) if f.startswith("swgi.") and f.endswith(".sock")]
     assert len(sockets) == len(GROUPS) + 1 - (0 if AS_ROOT else 1), sockets  # + invhost
-    st = os.stat(daemon_server.path("run", sockets[0]))
+    path = daemon_server.path("run", sockets[0])
+    st = os.stat(path)
     assert st.st_mode & 0o777 == 0o600
     if AS_ROOT:
         assert st.st_uid == 33  # www-data
+        # Another user cannot connect; Apache's user can.
+        connect = ("import socket, sys\n"
+                   "s = socket.socket(socket.AF_UNIX)\n"
+                   "try:\n    s.connect(sys.argv[1]); print('connected')\n"
+                   "except PermissionError: print('refused')\n")
+        for user, group, expected in (("nobody", "nogroup", "refused"),
+                                      ("www-data", "www-data", "connected")):
+            out = subprocess.run(["setpriv", "--reuid=" + user, "--regid=" + group, "--init-groups",
+                                  "python3", "-c", connect, path], capture_output=True, text=True)
+            assert out.stdout.strip() == expected, (user, out.stdout, out.stderr)
 
 
 # --- crashes ---------------------------------------------------------------
@@ -396,6 +407,14 @@ def test_traps_under_load_lose_only_the_trapping_requests(daemon_server):
 # --- the options -----------------------------------------------------------
 
 def test_maximum_requests_recycles_the_process(daemon_server):
+    # Connections that end without a request (as an exiting Apache child's
+    # kept one does) are not requests: they do not count.
+    run = daemon_server.path("run")
+    socket_path = os.path.join(run, [f for f in os.listdir(run) if f.endswith(".recycle.sock")][0])
+    for _ in range(2):  # with maximum-requests=3, counting them would recycle mid-test
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(socket_path)
+    time.sleep(0.2)
     pids = [probe(daemon_server, "recycle")["pid"] for _ in range(3)]
     assert len(set(pids)) == 1
     # The third request was its last: the next is served by a new process.
