@@ -90,8 +90,14 @@ def test_a_graceful_restart_in_a_write_burst_loses_nothing(build, mpm):
             i = 0
             while not stop.is_set():
                 try:
-                    resp, note = call(apache, "POST", "/notes/", json.dumps({"text": "b%d-%d" % (n, i)}).encode())
-                    result = note if resp.status == 201 else resp.status
+                    resp, data = request(apache, "POST", "/notes/", body=json.dumps({"text": "b%d-%d" % (n, i)}).encode(),
+                                         headers={"Content-Type": "application/json"})
+                    try:
+                        note = json.loads(data)
+                    except ValueError:
+                        note = None
+                    # Anything but a 201 with the note is a failure, recorded with what came back.
+                    result = note if resp.status == 201 and isinstance(note, dict) else (resp.status, data[:300])
                 except OSError as e:
                     result = repr(e)
                 with lock:
