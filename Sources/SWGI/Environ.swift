@@ -19,11 +19,14 @@ public struct Environ {
     /// Everything, in one object shared by copies until one of them changes
     /// (copy on write): passing an environ along costs one reference.
     private final class Storage {
+        // Read on every lookup; changed only through `unique` (copy on
+        // write), so no access can overlap a change: the runtime's dynamic
+        // exclusivity check (a call per lookup) is left out for these two.
         /// The variables as the server received them; `nil` for an environ
         /// made from a dictionary.
-        var source: EnvironSource?
+        @exclusivity(unchecked) var source: EnvironSource?
         /// Changes made to this copy: values set, keys removed.
-        var changes: [String: Change]
+        @exclusivity(unchecked) var changes: [String: Change]
         var input: RequestInput
         var errors: ErrorStream
         var version: (major: Int, minor: Int) = SWGI.version
