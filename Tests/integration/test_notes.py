@@ -115,7 +115,7 @@ def test_a_graceful_restart_in_a_write_burst_loses_nothing(build, mpm):
         stop.set()
         for t in threads:
             t.join()
-        assert not failures, failures[:5]
+        assert not failures, (failures[:5], apache.error_log()[-3000:])
         assert len(created) > 50
         listing = call(apache, "GET", "/notes/")[1]["notes"]
         assert sorted(n["id"] for n in listing) == sorted(n["id"] for n in created)
