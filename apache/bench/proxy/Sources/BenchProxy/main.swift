@@ -35,10 +35,18 @@ router.get("/proxy/environ") { request, _ in
     values.append(request.headers[forwardedFor] ?? "")
     values.append(String(port))
     values.append("127.0.0.1")
-    var text = Array(values.joined(separator: " ").utf8.prefix(199))
-    text += repeatElement(UInt8(ascii: "."), count: 199 - text.count)
-    text.append(UInt8(ascii: "\n"))
-    return Response(status: .ok, headers: plain, body: .init(byteBuffer: ByteBuffer(bytes: text)))
+    // Joined by spaces into one 200-byte buffer, padded with dots, as the
+    // Swift application of the other contestants does.
+    var text = ByteBuffer()
+    text.reserveCapacity(256)
+    for (i, value) in values.enumerated() {
+        if i > 0 { text.writeInteger(UInt8(ascii: " ")) }
+        text.writeString(value)
+    }
+    if text.readableBytes > 199 { text.moveWriterIndex(to: text.readerIndex + 199) }
+    text.writeRepeatingByte(UInt8(ascii: "."), count: 199 - text.readableBytes)
+    text.writeInteger(UInt8(ascii: "\n"))
+    return Response(status: .ok, headers: plain, body: .init(byteBuffer: text))
 }
 router.get("/proxy/stream") { _, _ in
     Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init { writer in
