@@ -953,8 +953,8 @@ static void wait_changed(int ms)
 }
 
 /* Checks the limits that the watch sees every 100 ms (with the lock held):
- * time, and memory. */
-static void watch(apr_time_t now)
+ * time, and memory (`resident`, read by the caller without the lock). */
+static void watch(apr_time_t now, apr_int64_t resident)
 {
     swgi_daemon_t *d = dstate.group;
     int i;
@@ -965,7 +965,7 @@ static void watch(apr_time_t now)
     if (d->restart_interval && now - dstate.started > d->restart_interval) {
         begin_stop("restart-interval passed");
     }
-    if (d->memory_limit && resident_bytes() > d->memory_limit) {
+    if (d->memory_limit && resident > d->memory_limit) {
         begin_stop("its resident memory passed memory-limit");
     }
     if (d->inactivity_timeout && dstate.active == 0
@@ -1199,8 +1199,14 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     /* The watch, until the process stops. */
     pthread_mutex_lock(&dstate.lock);
     while (!dstate.stopping) {
+        apr_int64_t resident;
+
         wait_changed(100);
-        watch(apr_time_now());
+        /* /proc is read without the lock, which every request takes. */
+        pthread_mutex_unlock(&dstate.lock);
+        resident = d->memory_limit ? resident_bytes() : 0;
+        pthread_mutex_lock(&dstate.lock);
+        watch(apr_time_now(), resident);
     }
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
                  "SWGI process group '%s': process %ld stops: %s (%d requests in flight)",
