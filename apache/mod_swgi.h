@@ -82,6 +82,10 @@ typedef struct {
     const char *socket_path;
     int listen_fd;
     swgi_daemon_proc_t **procs;     /* `processes` slots */
+    /* Shared by the parent, the group's processes and Apache's children:
+     * for each slot, how many of its process's threads wait for a request
+     * (0 while it starts, is full or stops). Written by the process. */
+    int *free_threads;
 } swgi_daemon_t;
 
 typedef struct {

@@ -35,6 +35,7 @@
 #include "http_main.h"
 #include "unixd.h"
 
+#include "apr_shm.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
@@ -66,6 +67,7 @@ struct swgi_daemon_proc_t {
     const char *name;           /* the group's name, kept as long as this record */
     int generation;             /* the configuration it belongs to */
     int retired;                /* Apache restarts or stops: not replaced */
+    int slot;                   /* in the group's procs and free_threads */
     apr_proc_t proc;
 };
 
@@ -126,6 +128,8 @@ static void maintenance(int reason, void *data, int status)
             break;
         }
         d = dp->group;
+        /* Its threads are no longer free for anybody. */
+        __atomic_store_n(&d->free_threads[dp->slot], 0, __ATOMIC_RELAXED);
         if (status == EXIT_STARTUP_FAILED) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->server,
                          "daemon process %" APR_PID_T_FMT " of SWGI process group '%s' "
@@ -248,6 +252,8 @@ static int make_listener(swgi_daemon_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
 int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     int i, slot;
+    apr_shm_t *shm;
+    apr_status_t rv;
 
     /* The first reading of the configuration at startup only checks it; a
      * configuration test or dump starts nothing. */
@@ -270,6 +276,17 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         if (make_listener(d, pconf, ptemp) < 0) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        /* Anonymous shared memory (zeroed): inherited by every process
+         * forked from here on, the group's and Apache's children. */
+        rv = apr_shm_create(&shm, sizeof(int) * d->processes, NULL, pconf);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, d->server,
+                         "SWGIDaemonProcess %s: cannot create the shared memory where "
+                         "its processes say how busy they are", d->name);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        d->free_threads = apr_shm_baseaddr_get(shm);
+        memset(d->free_threads, 0, sizeof(int) * d->processes);
         /* Records of processes live as long as Apache: the MPM may report a
          * process of this configuration after the configuration is gone. */
         d->procs = apr_pcalloc(process_pool, sizeof(*d->procs) * d->processes);
@@ -279,6 +296,7 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             dp->group = d;
             dp->name = apr_pstrdup(process_pool, d->name);
             dp->generation = generation;
+            dp->slot = slot;
             d->procs[slot] = dp;
             start_process(dp);
         }
@@ -321,6 +339,7 @@ typedef struct {
 
 static struct {
     swgi_daemon_t *group;
+    int slot;                           /* this process's, in the group */
     server_rec *server;
     int listen_fd;
     worker_t *workers;
@@ -400,6 +419,17 @@ static void stop_signal(int sig)
     errno = saved;
 }
 
+/* Says in the group's shared memory how many of this process's threads
+ * wait for a request (with the lock held): Apache's children and the
+ * group's other processes read it. */
+static void publish(void)
+{
+    int free = dstate.stopping ? 0 : dstate.nworkers - dstate.active;
+
+    __atomic_store_n(&dstate.group->free_threads[dstate.slot], free > 0 ? free : 0,
+                     __ATOMIC_RELAXED);
+}
+
 /* Stops accepting (called with the lock held); the first reason is logged. */
 static void begin_stop(const char *reason)
 {
@@ -408,6 +438,7 @@ static void begin_stop(const char *reason)
     }
     dstate.stopping = 1;
     dstate.stop_reason = reason;
+    publish();
     (void)!write(dstate.wake[1], "x", 1);
     pthread_cond_broadcast(&dstate.changed);
 }
@@ -662,6 +693,7 @@ static void send_done(dhost_t *h, int rc)
 
     swgi_wbuf_begin(out, 'D', 0);
     swgi_wbuf_u32(out, (uint32_t)rc);
+    swgi_wbuf_u32(out, (uint32_t)dstate.slot);
     swgi_wbuf_end(out);
     send_out(h);
 }
@@ -708,6 +740,11 @@ static int serve(worker_t *w, int fd, int *began)
      * (request-timeout, startup-timeout). */
     pthread_mutex_lock(&dstate.lock);
     dstate.active++;
+    publish();
+    if (dstate.active == dstate.nworkers && d->processes > 1) {
+        /* Full: the watch looks out for requests to hand back (shed). */
+        pthread_cond_signal(&dstate.changed);
+    }
     w->busy_since = apr_time_now();
     pthread_mutex_unlock(&dstate.lock);
     *began = 1;
@@ -856,6 +893,7 @@ static void serve_connection(worker_t *w, int fd, int in_epoll)
     pthread_mutex_lock(&dstate.lock);
     if (began) {
         dstate.active--;
+        publish();
         dstate.requests++;
         dstate.last_activity = apr_time_now();
         w->busy_since = 0;
@@ -1026,6 +1064,60 @@ static int still_running(apr_time_t now)
     return n;
 }
 
+/* Another process of the group has a thread waiting for a request. */
+static int another_has_free(void)
+{
+    swgi_daemon_t *d = dstate.group;
+    int i;
+
+    for (i = 0; i < d->processes; i++) {
+        if (i != dstate.slot && __atomic_load_n(&d->free_threads[i], __ATOMIC_RELAXED) > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* With the lock held. An Apache thread keeps its connection to whichever
+ * process served it, so requests can wait here, on kept connections, for a
+ * thread of this full process while another process has threads free.
+ * Those requests go back unread: their connections are closed (the kernel
+ * resets a connection closed with unread data), and each Apache child
+ * sends its request again on a new connection, which a process with a free
+ * thread accepts. Apache's children also leave a kept connection to a full
+ * process when another has room (swgi_remote.c); this catches the requests
+ * that arrived at once. */
+static void shed(void)
+{
+    struct epoll_event ev[32];
+    int n, i, count = 0;
+
+    if (dstate.stopping || dstate.active < dstate.nworkers || !another_has_free()) {
+        return;
+    }
+    /* Idle connections' events are one-shot: one taken here is a request
+     * no worker will see; the listener's is handed back. */
+    n = epoll_wait(dstate.epfd, ev, 32, 0);
+    for (i = 0; i < n; i++) {
+        int fd = ev[i].data.fd;
+
+        if (fd == dstate.listen_fd) {
+            arm(fd, EPOLL_CTL_MOD);
+        }
+        else if (fd != dstate.wake[0] && fd < MAX_IDLE_FD && dstate.idle[fd]) {
+            dstate.idle[fd] = 0;
+            close(fd);
+            count++;
+        }
+    }
+    if (count) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dstate.server,
+                     "SWGI process group '%s': process %ld is full; %d requests waiting for "
+                     "it go back to Apache, for a process with a free thread",
+                     dstate.group->name, (long)getpid(), count);
+    }
+}
+
 /* Takes the group's user, group, umask, directory and name. */
 static int become(swgi_daemon_t *d)
 {
@@ -1091,6 +1183,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
 
     memset(&dstate, 0, sizeof(dstate));
     dstate.group = d;
+    dstate.slot = dp->slot;
     dstate.server = d->server;
     dstate.listen_fd = d->listen_fd;
 
@@ -1198,15 +1291,18 @@ static void daemon_main(swgi_daemon_proc_t *dp)
 
     /* The watch, until the process stops. */
     pthread_mutex_lock(&dstate.lock);
+    publish();
     while (!dstate.stopping) {
         apr_int64_t resident;
 
-        wait_changed(100);
+        /* Full, it looks more often for requests to hand back (shed). */
+        wait_changed(dstate.active >= dstate.nworkers && d->processes > 1 ? 10 : 100);
         /* /proc is read without the lock, which every request takes. */
         pthread_mutex_unlock(&dstate.lock);
         resident = d->memory_limit ? resident_bytes() : 0;
         pthread_mutex_lock(&dstate.lock);
         watch(apr_time_now(), resident);
+        shed();
     }
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,
                  "SWGI process group '%s': process %ld stops: %s (%d requests in flight)",

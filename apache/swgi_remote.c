@@ -9,7 +9,11 @@
  * request's own, until the daemon says it is done.
  *
  * Each Apache thread keeps its connection to a group for its next request
- * (the daemon waits for that request in an epoll set, holding no thread).
+ * (the daemon waits for that request in an epoll set, holding no thread),
+ * unless the process at its other end has no free thread and another of
+ * the group has one (the group's shared free_threads): then it connects
+ * anew, and a process with a free thread accepts. A full process also
+ * hands back requests that wait on its kept connections (swgi_daemon.c).
  *
  * When the connection ends without D:
  * - reset with the request unread (the kernel's ECONNRESET: the process
@@ -67,6 +71,7 @@ typedef struct {
     int frames;             /* frames received in this try */
     int body_read;          /* body bytes went to the daemon */
     int done;               /* the daemon sent D: the connection can be kept */
+    int proc;               /* from D: the process's slot in the group */
     int result;             /* for FINISHED: SWGI_DONE or a status */
     char *body_buf;
 } exchange_t;
@@ -74,6 +79,7 @@ typedef struct {
 /* This thread's kept connection to each group (by index), or -1. */
 typedef struct {
     int fd;
+    int proc;                   /* the slot of the process at its other end */
     apr_interval_time_t timeout;
 } kept_t;
 
@@ -137,6 +143,24 @@ static void release_buffers(exchange_t *x)
     thread_state.in_use = 0;
 }
 
+/* The process in slot proc has no thread free, and another process of the
+ * group has one. */
+static int better_elsewhere(swgi_daemon_t *d, int proc)
+{
+    int i;
+
+    if (d->processes < 2 || !d->free_threads || proc < 0 || proc >= d->processes
+        || __atomic_load_n(&d->free_threads[proc], __ATOMIC_RELAXED) > 0) {
+        return 0;
+    }
+    for (i = 0; i < d->processes; i++) {
+        if (__atomic_load_n(&d->free_threads[i], __ATOMIC_RELAXED) > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The thread's kept connection to the group, or a new one: connects to
  * the group's socket, waiting up to connect-timeout for a listener with
  * room (a full backlog, or no process yet). */
@@ -150,6 +174,13 @@ static int connect_daemon(exchange_t *x)
     apr_interval_time_t pause = 2000;
     int err;
 
+    if (slot && slot->fd >= 0 && better_elsewhere(d, slot->proc)) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "SWGI process group '%s': process %d is full and another has a "
+                      "free thread: a new connection", d->name, slot->proc);
+        close(slot->fd);
+        slot->fd = -1;
+    }
     if (slot && slot->fd >= 0) {
         x->fd = slot->fd;
         x->reused = 1;
@@ -349,6 +380,7 @@ static enum outcome exchange(exchange_t *x, const swgi_wbuf_t *q)
             c.end = f.payload + f.len;
             c.bad = 0;
             x->result = (int)swgi_cursor_u32(&c);
+            x->proc = (int)swgi_cursor_u32(&c);
             if (c.bad) {
                 goto malformed;
             }
@@ -441,6 +473,7 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
         if (outcome == FINISHED && x->done && slot && slot->fd < 0) {
             /* Clean: kept for this thread's next request to the group. */
             slot->fd = x->fd;
+            slot->proc = x->proc;
             slot->timeout = r->server->timeout;
             x->fd = -1;
         }
@@ -452,7 +485,8 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                           "SWGI process group '%s': the request was not taken (%s); "
                           "sending it again", d->name,
-                          x->reused ? "a kept connection to a process that stopped"
+                          x->reused ? "a kept connection to a process that stopped, "
+                          "or that was full while another had a free thread"
                           : "a process that stops");
             continue;
         }

@@ -16,14 +16,17 @@
  *   daemon -> child   S  start_response: status, status line, headers
  *   daemon -> child   W  body bytes (flag SWGI_WIRE_FLUSH: flush them)
  *   daemon -> child   L  a log line: level, text
- *   daemon -> child   D  done: the result of handle() (SWGI_DONE or a status)
+ *   daemon -> child   D  done: the result of handle() (SWGI_DONE or a status),
+ *                        the process's slot in its group (free_threads)
  *   daemon -> child   K  the process is dying of a signal while serving
  *                        this request: signal number, pid
  *   daemon -> child   T  the request ran longer than request-timeout
  *
  * A daemon process that never read a request (it stopped, or died, with
  * the Q frame unread) leaves its connection reset (ECONNRESET): the Apache
- * child then knows the application never saw it and sends it again.
+ * child then knows the application never saw it and sends it again. A
+ * full process hands back requests that wait on kept connections the same
+ * way when another process of the group has a free thread.
  *
  * Body bytes are pulled by the daemon (R), never pushed: an application
  * that answers before it reads cannot deadlock the two ends.

@@ -293,7 +293,9 @@ func onAnotherThread(_ body: @escaping () -> Void) {
 /// trap); `?overflow` overflows the stack; `?trap-after-start` sends the head
 /// and a first chunk, then traps;
 /// `?grow=MIB` keeps that much more memory for the life of the process.
-/// The answer: `pid= uid= gid= cwd= umask= multithread= multiprocess= group=` lines.
+/// The answer: `pid= uid= gid= cwd= umask= multithread= multiprocess= group=
+/// waited=` lines; `waited` is the microseconds from when Apache read the
+/// request (mod_swgi.request_start) to when the application began it.
 struct DaemonProbe: Application {
     nonisolated(unsafe) static var kept: [[UInt8]] = []
 
@@ -306,6 +308,10 @@ struct DaemonProbe: Application {
     }
 
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        var now = timeval()
+        gettimeofday(&now, nil)
+        let began = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_usec)
+        let waited = began - (Int64(environ["mod_swgi.request_start"] ?? "") ?? began)
         let query = environ.query
         if let ms = Int(query["sleep"] ?? "") { usleep(UInt32(ms) * 1000) }
         if query["trap"] != nil { fatalError("DaemonProbe: trap requested") }
@@ -327,6 +333,7 @@ struct DaemonProbe: Application {
             "umask=\(String(mask, radix: 8))",
             "multithread=\(environ.multithread)", "multiprocess=\(environ.multiprocess)",
             "group=\(environ["mod_swgi.process_group"] ?? "-")",
+            "waited=\(waited)",
         ]
         try startResponse("200 OK", [("Content-Type", "text/plain")])
         return [Chunk(lines.joined(separator: "\n") + "\n")]

@@ -2,6 +2,7 @@
 supervised processes of their own, under event and prefork. Each daemon group
 of the site below exists for one behaviour: the tests name it in the URL.
 Part of the reliability suite: a trap costs one request, not a server."""
+import collections
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ BLOCK = bytes(range(256)) * 256  # 64 KiB
 
 SITE = r"""
 SWGIDaemonProcess main processes=2 threads=4
+SWGIDaemonProcess balance processes=2 threads=1
 SWGIDaemonProcess one processes=1 threads=6
 SWGIDaemonProcess recycle processes=1 threads=1 maximum-requests=3
 SWGIDaemonProcess timeout processes=1 threads=2 request-timeout=1
@@ -37,7 +39,7 @@ SWGIDaemonProcess grace processes=1 threads=2 maximum-requests=2 graceful-timeou
 @OWNED@
 
 SWGIAppAliasMatch ^/(main|one|recycle|timeout|queue|memory|idle|interval|owned|embedded)/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
-SWGIAppAliasMatch ^/(backlog|grace)/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
+SWGIAppAliasMatch ^/(backlog|grace|balance)/probe @ROOT@/apps/libSWGITestApps.so entry=daemon
 SWGIAppAlias /reload/app @ROOT@/apps/reloadable.so
 SWGIAppAlias /startup/app @ROOT@/apps/libslow_load.so
 SWGIAppAlias /main/environ @ROOT@/apps/libEnvironDump.so
@@ -74,7 +76,7 @@ Listen 127.0.0.1:@PORT2@
 """
 
 GROUPS = ["main", "one", "recycle", "timeout", "queue", "memory", "idle", "interval", "owned",
-          "reload", "startup", "backlog", "grace"]
+          "reload", "startup", "backlog", "grace", "balance"]
 OWNED = ("SWGIDaemonProcess owned processes=1 threads=1 user=nobody group=nogroup "
          "home=/tmp umask=0077 display-name=swgi-owned-test")
 
@@ -185,6 +187,43 @@ def test_every_process_of_a_group_serves(daemon_server):
         seen.add(result["value"]["pid"])
     assert len(seen | pids) == 2
     assert sorted(int(p) for p in seen | pids) == sorted(daemon_pids(daemon_server, "main"))
+
+
+def test_no_request_waits_for_a_full_process_while_another_has_room(daemon_server):
+    """An Apache thread keeps its connection to whichever daemon process
+    served it last; a request must still not wait for a full process while
+    another process of the group has a free thread. Group "balance" is two
+    processes of one thread. Each round: a long request fills one process;
+    meanwhile short requests all go to the other and begin at once (a
+    thread whose kept connection leads to the full process connects anew);
+    then, with most kept connections leading to that other process, pairs
+    of requests at once each begin at once (a full process hands back a
+    request that waits on a kept connection, and Apache sends it to the
+    free process). Without either, a request waits a whole request."""
+    group = "balance"
+    for _ in range(4):
+        probe(daemon_server, group)
+    for round_ in range(3):
+        long_one = in_background(probe, daemon_server, group, "?sleep=1500")
+        time.sleep(0.2)
+        shorts = [probe(daemon_server, group) for _ in range(16)]
+        long_one[0].join()
+        busy = long_one[1]["value"]["pid"]
+        waited = [int(a["waited"]) // 1000 for a in shorts]
+        assert {a["pid"] for a in shorts} == ({str(p) for p in daemon_pids(daemon_server, group)}
+                                              - {busy}), (round_, busy, shorts)
+        assert max(waited) < 500, "round %d: waits in ms %s" % (round_, waited)
+        for pair in range(4):
+            two = [in_background(probe, daemon_server, group, "?sleep=400") for _ in range(2)]
+            answers = []
+            for t, result in two:
+                t.join()
+                assert "value" in result, result
+                answers.append(result["value"])
+            waited = [int(a["waited"]) // 1000 for a in answers]
+            assert max(waited) < 200 and answers[0]["pid"] != answers[1]["pid"], (
+                "round %d, pair %d: waits in ms %s, pids %s" % (
+                    round_, pair, waited, [a["pid"] for a in answers]))
 
 
 def test_threads_serve_requests_at_once(daemon_server):
