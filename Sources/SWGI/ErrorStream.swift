@@ -8,7 +8,9 @@
 /// ```
 public final class ErrorStream: TextOutputStream {
     private let sink: (String) -> Void
-    private var pending = ""
+    /// (Used by one thread at a time, as the stream is: no runtime
+    /// exclusivity checks.)
+    @exclusivity(unchecked) private var pending = ""
 
     /// A stream that hands each complete line (without its newline) to `sink`.
     public init(sink: @escaping (String) -> Void = { _ in }) {

@@ -126,14 +126,14 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     // it: the shared object must be its only owner outside the task.)
     let shared = SharedRequest(requestEnviron(req, host))
     let timeout = requestTimeout(request)
-    let outcome = executor.run(timeout: timeout) { await runGateway(app, shared, host) }
+    let finished = executor.run(timeout: timeout) { shared.outcome = await runGateway(app, shared, host) }
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
     endRequest(&shared.environ, host)
     // A timeout is a 504 (the host cuts the connection instead when
     // something was sent).
-    guard let outcome else { return 504 }
+    guard finished, let outcome = shared.outcome else { return 504 }
     if executor.timedOut, case .failed = outcome { return 504 }
     return handleResult(outcome)
 }
@@ -168,9 +168,19 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
 private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection) async
     -> GatewayOutcome {
     let (environ, name) = (shared.environ, shared.name)
-    return environ["SWGI_VALIDATE"] == "1"
-        ? await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
-        : await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+    if environ["SWGI_VALIDATE"] == "1" {
+        return await runValidated(app, environ, name, host)
+    }
+    return await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+}
+
+/// The validator's path, a function of its own: the unvalidated request's
+/// task frame then holds no Validator<A> (whose metadata is looked up at run
+/// time).
+@inline(never)
+private func runValidated<A: AsyncApplication>(_ app: A, _ environ: Environ, _ name: @escaping () -> String,
+                                               _ host: HostConnection) async -> GatewayOutcome {
+    await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
 }
 
 /// The request's environ over the host's variables, and the application's
@@ -214,8 +224,10 @@ private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Durati
 /// which uses it only before the task starts and after it has finished (or
 /// was left behind at a timeout, when the host is closed under its lock).
 final class SharedRequest: @unchecked Sendable {
-    var environ: Environ
+    @exclusivity(unchecked) var environ: Environ
     let name: () -> String
+    /// How the task ended, once it has.
+    @exclusivity(unchecked) var outcome: GatewayOutcome?
 
     init(_ request: (environ: Environ, name: () -> String)) {
         (environ, name) = request

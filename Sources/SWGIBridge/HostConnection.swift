@@ -16,12 +16,13 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     private let host: UnsafeMutableRawPointer?
     private let callbacks: UnsafePointer<swgi_host_v1>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
-    private var closed = false
+    // Guarded by `lock` (no runtime exclusivity checks):
+    @exclusivity(unchecked) private var closed = false
     /// The executor of an async request, set before its task starts: async
     /// reads of `swgi.input` hop to its thread, and its task is cancelled
     /// (once) when the client turns out to be gone.
-    var requestExecutor: RequestExecutor?
-    private var taskCancelled = false
+    @exclusivity(unchecked) var requestExecutor: RequestExecutor?
+    @exclusivity(unchecked) private var taskCancelled = false
     /// A host that serves on an event loop (handle_async): its reads and
     /// writes never wait; the task awaits its wait_readable/wait_writable.
     let onEventLoop: Bool

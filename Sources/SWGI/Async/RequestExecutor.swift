@@ -44,20 +44,22 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    // Guarded by `lock`:
-    private var jobs: [UnownedJob] = []
-    private var head = 0
-    private var finished = false
-    private var accepting = false  // a run is going on
-    private var retired = false    // shut down: no more runs
-    private var task: Task<Void, Never>?
+    // Guarded by `lock` (so the runtime's exclusivity checks, a few hundred
+    // instructions a request, are left out):
+    @exclusivity(unchecked) private var jobs: [UnownedJob] = []
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private var finished = false
+    @exclusivity(unchecked) private var accepting = false  // a run is going on
+    @exclusivity(unchecked) private var retired = false    // shut down: no more runs
+    @exclusivity(unchecked) private var task: Task<Void, Never>?
     /// The long-lived task that runs each run's operation (see `drive`).
-    private var driver: Task<Void, Never>?
+    @exclusivity(unchecked) private var driver: Task<Void, Never>?
     /// The driver waiting for its next operation, or the operation waiting for it.
-    private var idleDriver: UnsafeContinuation<Work?, Never>?
-    private var queued: Work?
-    /// Whether the last run passed its timeout without progress.
-    public private(set) var timedOut = false
+    @exclusivity(unchecked) private var idleDriver: UnsafeContinuation<Work?, Never>?
+    @exclusivity(unchecked) private var queued: Work?
+    /// Whether the last run passed its timeout without progress (set by the
+    /// thread that runs, read by it after).
+    @exclusivity(unchecked) public private(set) var timedOut = false
     /// An event loop's executor: where jobs go (called under `lock`).
     private let schedule: (@Sendable (RequestExecutor, UnownedJob) -> Void)?
 
@@ -166,10 +168,18 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     public func run<T>(timeout: Duration? = nil, grace: Duration = .seconds(1),
                        _ operation: sending @escaping () async -> T) -> T? {
         let result = ResultSlot<T>()
+        let finished = run(timeout: timeout, grace: grace) { result.value = await operation() }
+        return finished ? result.value : nil
+    }
+
+    /// ``run(timeout:grace:_:)`` for an operation that leaves its result
+    /// itself: true when it finished, false when it was left behind. Not
+    /// generic, so a server's request pays no lookup of generic metadata.
+    package func run(timeout: Duration?, grace: Duration = .seconds(1),
+                     _ operation: sending @escaping () async -> Void) -> Bool {
         precondition(schedule == nil, "RequestExecutor.run: an event loop's executor starts tasks with start(_:)")
         let work = Work { [self] in
-            let value = await operation()
-            result.value = value
+            await operation()
             pthread_mutex_lock(lock)
             finished = true
             pthread_cond_signal(condition)
@@ -201,10 +211,10 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             driverTask?.cancel()
             guard drain(timeout: grace) else {
                 shutdown()
-                return nil
+                return false
             }
         }
-        return result.value
+        return true
     }
 
     /// The driver: one long-lived task per executor (so per server thread)
@@ -366,5 +376,5 @@ private struct Work: @unchecked Sendable {
 /// Where a task leaves its result for the thread that waits for it (written
 /// before, and read after, the executor's lock is taken).
 final class ResultSlot<T>: @unchecked Sendable {
-    var value: T?
+    @exclusivity(unchecked) var value: T?
 }
