@@ -203,6 +203,9 @@ void swgi_host_reset(swgi_host_t *host);
 int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* In each Apache child: closes the daemons' listening sockets. */
 void swgi_daemon_child_init(apr_pool_t *p, server_rec *s);
+/* Whether a process of the group but the one in slot `proc` has a thread
+ * waiting for a request (its free_threads). */
+int swgi_daemon_room_elsewhere(const swgi_daemon_t *d, int proc);
 
 /* swgi_remote.c */
 /* Serves the request through a daemon process of group d. */

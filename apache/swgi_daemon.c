@@ -75,6 +75,20 @@ static int generation;
 static apr_pool_t *process_pool;
 static char **process_argv;     /* Apache's argv, for display-name */
 
+/* --- read by Apache's children and the group's processes ----------------- */
+
+int swgi_daemon_room_elsewhere(const swgi_daemon_t *d, int proc)
+{
+    int i;
+
+    for (i = 0; d->free_threads && i < d->processes; i++) {
+        if (i != proc && __atomic_load_n(&d->free_threads[i], __ATOMIC_RELAXED) > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* --- in the Apache parent ------------------------------------------------- */
 
 static void start_process(swgi_daemon_proc_t *dp);
@@ -276,8 +290,8 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         if (make_listener(d, pconf, ptemp) < 0) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        /* Anonymous shared memory (zeroed): inherited by every process
-         * forked from here on, the group's and Apache's children. */
+        /* Anonymous shared memory: inherited by every process forked from
+         * here on, the group's and Apache's children. */
         rv = apr_shm_create(&shm, sizeof(int) * d->processes, NULL, pconf);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, d->server,
@@ -1064,20 +1078,6 @@ static int still_running(apr_time_t now)
     return n;
 }
 
-/* Another process of the group has a thread waiting for a request. */
-static int another_has_free(void)
-{
-    swgi_daemon_t *d = dstate.group;
-    int i;
-
-    for (i = 0; i < d->processes; i++) {
-        if (i != dstate.slot && __atomic_load_n(&d->free_threads[i], __ATOMIC_RELAXED) > 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* With the lock held. An Apache thread keeps its connection to whichever
  * process served it, so requests can wait here, on kept connections, for a
  * thread of this full process while another process has threads free.
@@ -1092,7 +1092,8 @@ static void shed(void)
     struct epoll_event ev[32];
     int n, i, count = 0;
 
-    if (dstate.stopping || dstate.active < dstate.nworkers || !another_has_free()) {
+    if (dstate.stopping || dstate.active < dstate.nworkers
+        || !swgi_daemon_room_elsewhere(dstate.group, dstate.slot)) {
         return;
     }
     /* Idle connections' events are one-shot: one taken here is a request
@@ -1178,7 +1179,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     struct sigaction sa;
     sigset_t all;
     apr_pool_t *pool;
-    apr_time_t deadline;
+    apr_time_t deadline, next_watch;
     int i;
 
     memset(&dstate, 0, sizeof(dstate));
@@ -1289,19 +1290,26 @@ static void daemon_main(swgi_daemon_proc_t *dp)
                  "SWGI process group '%s': process %ld serves with %d threads as uid %ld",
                  d->name, (long)getpid(), d->threads, (long)geteuid());
 
-    /* The watch, until the process stops. */
+    /* The watch, until the process stops: the limits every 100 ms; while
+     * the process is full, requests to hand back (shed) every 10 ms. */
     pthread_mutex_lock(&dstate.lock);
     publish();
+    next_watch = 0;
     while (!dstate.stopping) {
-        apr_int64_t resident;
+        apr_time_t now;
 
-        /* Full, it looks more often for requests to hand back (shed). */
         wait_changed(dstate.active >= dstate.nworkers && d->processes > 1 ? 10 : 100);
-        /* /proc is read without the lock, which every request takes. */
-        pthread_mutex_unlock(&dstate.lock);
-        resident = d->memory_limit ? resident_bytes() : 0;
-        pthread_mutex_lock(&dstate.lock);
-        watch(apr_time_now(), resident);
+        now = apr_time_now();
+        if (now >= next_watch) {
+            apr_int64_t resident;
+
+            next_watch = now + apr_time_from_msec(100);
+            /* /proc is read without the lock, which every request takes. */
+            pthread_mutex_unlock(&dstate.lock);
+            resident = d->memory_limit ? resident_bytes() : 0;
+            pthread_mutex_lock(&dstate.lock);
+            watch(apr_time_now(), resident);
+        }
         shed();
     }
     ap_log_error(APLOG_MARK, dstate.signalled ? APLOG_DEBUG : APLOG_INFO, 0, d->server,

@@ -147,18 +147,9 @@ static void release_buffers(exchange_t *x)
  * group has one. */
 static int better_elsewhere(swgi_daemon_t *d, int proc)
 {
-    int i;
-
-    if (d->processes < 2 || !d->free_threads || proc < 0 || proc >= d->processes
-        || __atomic_load_n(&d->free_threads[proc], __ATOMIC_RELAXED) > 0) {
-        return 0;
-    }
-    for (i = 0; i < d->processes; i++) {
-        if (__atomic_load_n(&d->free_threads[i], __ATOMIC_RELAXED) > 0) {
-            return 1;
-        }
-    }
-    return 0;
+    return d->processes > 1 && d->free_threads && proc >= 0 && proc < d->processes
+           && __atomic_load_n(&d->free_threads[proc], __ATOMIC_RELAXED) == 0
+           && swgi_daemon_room_elsewhere(d, proc);
 }
 
 /* The thread's kept connection to the group, or a new one: connects to
