@@ -62,6 +62,7 @@ ServerSignature Off
 
 SWGIAppAlias /hello @ROOT@/apps/libHello.so
 SWGIAppAlias /hello-again @ROOT@/apps/libHello.so
+SWGIAppAlias /hello-static @ROOT@/apps/libHello-static.so
 SWGIAppAlias /environ @ROOT@/apps/libEnvironDump.so
 SWGIAppAlias /greetings @ROOT@/apps/libGreetings.so
 SWGIAppAliasMatch ^/by-name/([a-z]+) @ROOT@/apps/matched/$1.so
@@ -169,8 +170,9 @@ SWGIAppAlias /counter @ROOT@/apps/libCounter.so
 SWGIAppAlias /guess @ROOT@/apps/libGuess.so
 SWGIAppAlias /blog @ROOT@/apps/libBlog.so
 SWGIAppAlias /slow @ROOT@/apps/libSlow.so
+SWGIAppAlias /slow-static @ROOT@/apps/libSlow-static.so
 SWGIAppAlias /notes @ROOT@/apps/libNotes.so
-<LocationMatch "^/(hello|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog|slow|notes)(/|$)">
+<LocationMatch "^/(hello|hello-static|greetings|environ|resultlength|dispatcher|methods|errors|counter|guess|blog|slow|slow-static|notes)(/|$)">
     SetEnv SWGI_VALIDATE 1
     SetEnv SWGI_SESSION_KEY test-session-key-0123456789abcdef-0123
     SetEnv BLOG_DIR @ROOT@/blog

@@ -17,9 +17,10 @@ BLOCK = bytes(range(256)) * 256  # 64 KiB
 
 
 @pytest.mark.skipif(bool(VALGRIND), reason="timing under valgrind")
-def test_slow_streams_its_chunks_one_by_one(server, no_crash):
+@pytest.mark.parametrize("path", ["/slow", "/slow-static"])
+def test_slow_streams_its_chunks_one_by_one(server, no_crash, path):
     expect = ["chunk %d of 10" % n for n in range(1, 11)]
-    seen = timed_chunks(server, "/slow", expect)
+    seen = timed_chunks(server, path, expect)
     assert [marker for _, marker in seen] == expect
     # 100 ms apart: the first arrives at once, the last about 0.9 s later.
     assert seen[0][0] < 0.5

@@ -19,8 +19,11 @@ def no_violations(server):
     assert "SWGI validator" not in log, log
 
 
-def test_hello(server):
-    resp, data = get(server, "/hello")
+@pytest.mark.parametrize("path", ["/hello", "/hello-static"])
+def test_hello(server, path):
+    """Hello as built by default, and with the Swift runtime linked in
+    statically (README, "Deploying")."""
+    resp, data = get(server, path)
     assert (resp.status, data) == (200, b"Hello world!\n")
 
 

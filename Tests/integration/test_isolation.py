@@ -73,3 +73,60 @@ def test_two_builds_of_swgi_in_one_apache(build, skewed_library, mpm):
         assert "[swgi:error]" not in apache.error_log()
     finally:
         apache.stop()
+
+
+def needed_libraries(path):
+    out = subprocess.run(["readelf", "-d", path], check=True, capture_output=True, text=True).stdout
+    return [line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_a_statically_linked_runtime_beside_the_shared_one(build, mpm):
+    """An application built with -static-stdlib (README, "Deploying")
+    carries its own Swift runtime, hidden inside it: it needs none of the
+    toolchain's libraries, and serves, sync and async, in the same child as
+    applications that share the toolchain's runtime."""
+    module, apps = build
+    assert not [n for n in needed_libraries(apps["Hello-static"]) if "swift" in n.lower() or "dispatch" in n]
+    assert not [n for n in needed_libraries(apps["Slow-static"]) if "swift" in n.lower() or "dispatch" in n]
+    assert "libswiftCore.so" in needed_libraries(apps["Hello"])
+    site = ("SWGIAppAlias /hello @ROOT@/apps/libHello.so\n"
+            "SWGIAppAlias /hello-static @ROOT@/apps/libHello-static.so\n"
+            "SWGIAppAlias /hello-static-2 @ROOT@/apps/libHello-static-2.so\n"
+            "SWGIAppAlias /async @ROOT@/apps/libSWGITestApps.so entry=async\n"
+            "SWGIAppAlias /slow-static @ROOT@/apps/libSlow-static.so\n")
+    apache = Apache(module, mpm=mpm, site=site, apps={
+        "libHello.so": apps["Hello"],
+        "libHello-static.so": apps["Hello-static"],
+        "libHello-static-2.so": apps["Hello-static"],  # two copies of the runtime, and the shared one
+        "libSWGITestApps.so": apps["SWGITestApps"],
+        "libSlow-static.so": apps["Slow-static"],
+    }).start()
+    try:
+        paths = ["/hello-static", "/hello", "/async?case=sleep&ms=1", "/hello-static-2"] * 30 + ["/slow-static?delay=10"] * 6
+
+        def fetch(path):
+            resp, data = get(apache, path)
+            return path, resp.status, data
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(fetch, paths))
+        for path, status, data in results:
+            assert status == 200, (path, status, data)
+            if path.startswith("/hello"):
+                assert data == b"Hello world!\n", (path, data)
+            elif path.startswith("/slow-static"):
+                assert data.count(b"chunk ") == 10 and b"chunk 10 of 10" in data, data
+        # A child that loaded both kinds: the toolchain's runtime and the
+        # static builds, in one process.
+        both = []
+        for pid in apache.children():
+            with open("/proc/%d/maps" % pid) as f:
+                maps = f.read()
+            if "libswiftCore.so" in maps and "libHello-static.so" in maps and "libHello-static-2.so" in maps:
+                both.append(pid)
+        assert both, "no child loaded the shared runtime and both static builds"
+        log = apache.error_log()
+        assert "[swgi:error]" not in log and "exit signal" not in log, log
+    finally:
+        apache.stop()
