@@ -161,10 +161,13 @@ def test_streaming_through_swgi_serve(serve_binary, build):
         standalone.stop()
 
 
-def test_an_async_application_through_swgi_serve(serve_binary, build):
-    """Slow, an async application, streams its chunks one by one."""
+@pytest.mark.parametrize("name", ["Slow", "Slow-static"])
+def test_an_async_application_through_swgi_serve(serve_binary, build, name):
+    """Slow, an async application, streams its chunks one by one: as built
+    by default, and built static (its own Swift runtime, beside the one
+    swgi-serve runs on, its jobs scheduled on swgi-serve's event loop)."""
     _, apps = build
-    slow = SwgiServe(serve_binary, apps["Slow"], "/slow")
+    slow = SwgiServe(serve_binary, apps[name], "/slow")
     try:
         seen = timed_chunks(slow, "/slow?count=3&delay=400", ["chunk 1 of 3", "chunk 2 of 3", "chunk 3 of 3"])
         times = [t for t, _ in seen]
