@@ -165,6 +165,9 @@ void swgi_environ_init(swgi_environ_t *env, request_rec *r, swgi_dir_conf_t *dco
                        const char *app_path, const char *entry);
 /* One variable (the first of that name), or NULL. */
 const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t len);
+/* SWGI_FLAG_VALIDATE_KNOWN, and SWGI_FLAG_VALIDATE when the request's
+ * SWGI_VALIDATE is "1": the application then need not look it up. */
+apr_uint32_t swgi_environ_validate_flags(swgi_environ_t *env);
 /* Every variable, in the environ's order (pairs in r->pool). */
 const swgi_pair *swgi_environ_all(swgi_environ_t *env, size_t *count);
 

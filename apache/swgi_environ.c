@@ -607,3 +607,10 @@ const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t l
     }
     return apr_table_get(env->r->subprocess_env, table_key);
 }
+
+apr_uint32_t swgi_environ_validate_flags(swgi_environ_t *env)
+{
+    const char *v = swgi_environ_get(env, "SWGI_VALIDATE", sizeof("SWGI_VALIDATE") - 1);
+
+    return SWGI_FLAG_VALIDATE_KNOWN | (v && !strcmp(v, "1") ? SWGI_FLAG_VALIDATE : 0);
+}

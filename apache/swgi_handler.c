@@ -378,7 +378,7 @@ int swgi_handler(request_rec *r)
 
     memset(&request, 0, sizeof(request));
     request.size = sizeof(request);
-    request.flags = mpm_flags;
+    request.flags = mpm_flags | swgi_environ_validate_flags(&host.environ);
     request.host = &host;
     request.callbacks = &host_callbacks;
     request.timeout_usec = r->server->timeout;

@@ -443,6 +443,7 @@ int swgi_remote_handle(swgi_host_t *host, swgi_daemon_t *d, const char *app_path
         flags &= ~SWGI_FLAG_MULTIPROCESS;
     }
     pairs = swgi_environ_all(&host->environ, &count);
+    flags |= swgi_environ_validate_flags(&host->environ);
     swgi_wbuf_begin(q, 'Q', 0);
     swgi_wbuf_u32(q, flags);
     swgi_wbuf_i64(q, r->server->timeout);

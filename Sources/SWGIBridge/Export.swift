@@ -105,12 +105,20 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
     var (environ, name) = requestEnviron(req, host)
-    // `SetEnv SWGI_VALIDATE 1` checks both sides of every exchange (see Validator).
-    let outcome = environ["SWGI_VALIDATE"] == "1"
-        ? Gateway.run(Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+    let outcome = validates(req, environ)
+        ? runValidated(app, environ, name, host)
         : Gateway.run(app, environ: environ, transport: host, name: name(), log: host.log)
     endRequest(&environ, host)
     return handleResult(outcome)
+}
+
+/// The validator's path, a function of its own: serve's frame then holds no
+/// Validator<A>, whose metadata would be looked up at run time on every
+/// request.
+@inline(never)
+private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ name: @escaping () -> String,
+                                          _ host: HostConnection) -> GatewayOutcome {
+    Gateway.run(Validator(app), environ: environ, transport: host, name: name(), log: host.log)
 }
 
 /// Serves one request to an async application: the same environ and
@@ -125,8 +133,11 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     // only after the task has finished or been left behind. (No local holds
     // it: the shared object must be its only owner outside the task.)
     let shared = SharedRequest(requestEnviron(req, host))
+    let validating = validates(req, shared.environ)
     let timeout = requestTimeout(request)
-    let finished = executor.run(timeout: timeout) { shared.outcome = await runGateway(app, shared, host) }
+    let finished = executor.run(timeout: timeout) {
+        shared.outcome = await runGateway(app, shared, host, validating: validating)
+    }
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
@@ -150,10 +161,11 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
     let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
     host.requestExecutor = executor
     let shared = SharedRequest(requestEnviron(req, host))
+    let validating = validates(req, shared.environ)
     // The host's pointer and its done: plain C values, used once, at the end.
     let ending = UncheckedBox((done, req.host))
     executor.start {
-        let outcome = await runGateway(app, shared, host)
+        let outcome = await runGateway(app, shared, host, validating: validating)
         endRequest(&shared.environ, host)
         // Nothing more goes to the host's loop: what the task leaves behind
         // (a task of its own) runs on the global executor.
@@ -163,12 +175,23 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
     return SWGI_OK
 }
 
+/// Whether the request runs in the validator: `SetEnv SWGI_VALIDATE 1`
+/// checks both sides of every exchange (see Validator). A host that has
+/// looked the variable up says so in the request's flags (mod_swgi does:
+/// one lookup fewer a request); else it is asked for.
+private func validates(_ req: swgi_request_v1, _ environ: Environ) -> Bool {
+    if req.flags & SWGI_FLAG_VALIDATE_KNOWN != 0 {
+        return req.flags & SWGI_FLAG_VALIDATE != 0
+    }
+    return environ["SWGI_VALIDATE"] == "1"
+}
+
 /// Runs an async application for the request through the gateway (in the
-/// validator with `SetEnv SWGI_VALIDATE 1`).
-private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection) async
-    -> GatewayOutcome {
+/// validator when `validating`).
+private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection,
+                                             validating: Bool) async -> GatewayOutcome {
     let (environ, name) = (shared.environ, shared.name)
-    if environ["SWGI_VALIDATE"] == "1" {
+    if validating {
         return await runValidated(app, environ, name, host)
     }
     return await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)

@@ -12,6 +12,7 @@ import Glibc
 /// - `echo`: reads the body with async reads (64 KiB at a time) and answers
 ///   its length and checksum;
 /// - `throw-before`: throws before starting the response;
+/// - `no-type`: a 200 without Content-Type (what a validator reports);
 /// - `throw-body`: sends one chunk, then its async body throws;
 /// - `hang`: awaits for an hour without producing anything (Timeout);
 /// - `sleep`: `?ms=` of sleep, then a short answer (load tests);
@@ -64,6 +65,10 @@ struct AsyncCases: AsyncApplication {
             }
             try startResponse("200 OK", [("Content-Type", "text/plain")])
             return ["too late\n"]
+        case "no-type":
+            // Served as it is; a validator reports the missing Content-Type.
+            try startResponse("200 OK", [])
+            return ["no type\n"]
         case "sleep":
             let ms = min(Int(query["ms"] ?? "") ?? 100, 10_000)
             try await Task.sleep(for: .milliseconds(ms))

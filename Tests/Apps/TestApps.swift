@@ -108,6 +108,10 @@ struct Misbehave: Application {
             return ["replaced\n"]
         case "no-start":
             return Body(["no start\n"], onClose: closed)
+        case "no-type":
+            // Served as it is; a validator reports the missing Content-Type.
+            try startResponse("200 OK", [])
+            return ["no type\n"]
         case "long":
             try startResponse("200 OK", text + [("Content-Length", "5")])
             return Body(["0123456789"], onClose: closed)

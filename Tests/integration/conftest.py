@@ -79,6 +79,17 @@ SWGIAppAlias /limited-chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /by-location @ROOT@/apps/libSWGITestApps.so
 SWGIAppAlias /kept @ROOT@/apps/libSWGITestApps.so entry=kept
 SWGIAppAlias /async @ROOT@/apps/libSWGITestApps.so entry=async
+SWGIAppAliasMatch ^/validated(-apache|-off)?/sync @ROOT@/apps/libSWGITestApps.so entry=misbehave
+SWGIAppAliasMatch ^/validated(-apache|-off)?/async @ROOT@/apps/libSWGITestApps.so entry=async
+<LocationMatch ^/validated>
+    SetEnv SWGI_VALIDATE 1
+</LocationMatch>
+<LocationMatch ^/validated-apache>
+    SetEnv SWGI_ENVIRON_APACHE 1
+</LocationMatch>
+<LocationMatch ^/validated-off>
+    SetEnv SWGI_VALIDATE 0
+</LocationMatch>
 SWGIAppAlias /untrusted-owner @ROOT@/apps/untrusted/owner.so
 SWGIAppAlias /untrusted-mode @ROOT@/apps/untrusted/mode.so
 SWGIAppAlias /untrusted-allowed @ROOT@/apps/untrusted/owner.so

@@ -47,6 +47,8 @@ SWGIAppAlias /main/echo @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /main/stream @ROOT@/apps/libSWGITestApps.so entry=stream
 SWGIAppAlias /main/slow @ROOT@/apps/libSlow.so
 SWGIAppAlias /main/async @ROOT@/apps/libSWGITestApps.so entry=async
+SWGIAppAlias /main/validated/sync @ROOT@/apps/libSWGITestApps.so entry=misbehave
+SWGIAppAlias /main/validated/async @ROOT@/apps/libSWGITestApps.so entry=async
 SWGIAppAlias /main/missing @ROOT@/apps/libMissing.so
 SWGIAppAlias /nowhere @ROOT@/apps/libHello.so
 SWGIAppAlias /environ @ROOT@/apps/libEnvironDump.so
@@ -72,6 +74,9 @@ Listen 127.0.0.1:@PORT2@
 </If>
 <Location /main/echo>
     SWGIChunkedRequest On
+</Location>
+<Location /main/validated>
+    SetEnv SWGI_VALIDATE 1
 </Location>
 """
 
@@ -304,6 +309,17 @@ def test_async_applications_run_in_daemons(daemon_server):
                          headers={"Content-Type": "application/octet-stream"})
     assert resp.status == 200
     assert data == b"bytes=%d sum=%d\n" % (len(BLOCK) * 16, (sum(BLOCK) * 16) % 2**32)
+
+
+@pytest.mark.parametrize("path", ["/main/validated/sync?how=no-type", "/main/validated/async?case=no-type"])
+def test_swgi_validate_reaches_the_daemon(daemon_server, path):
+    """SWGI_VALIDATE 1, known in the Apache child, turns the validator on in
+    the daemon process (the request's flags carry it there)."""
+    mark = daemon_server.log_size()
+    resp, data = get(daemon_server, path)
+    assert resp.status == 200 and data == b"no type\n"
+    log = daemon_server.log_since(mark, wait_for="SWGI validator")
+    assert "SWGI validator: no Content-Type header in a 200 response" in log, log
 
 
 def test_log_lines_are_attributed_to_the_request(daemon_server):

@@ -72,3 +72,27 @@ def test_a_client_that_leaves_in_the_middle_of_an_upload(server, no_crash, mark)
     # The application saw the read fail and stopped; nothing was answered to no one.
     assert "stopped: the request body could not be read" in server.log_since(mark, wait_for="stopped:")
     still_serving(server)
+
+
+@pytest.mark.parametrize("prefix,validated", [
+    ("/validated", True),            # SetEnv SWGI_VALIDATE 1
+    ("/validated-apache", True),     # the same, with Apache's own environ functions
+    ("/validated-off", False),       # SWGI_VALIDATE 0
+    (None, False),                   # not set
+])
+@pytest.mark.parametrize("app", ["sync", "async"])
+def test_swgi_validate_turns_the_validator_on(server, no_crash, mark, prefix, validated, app):
+    """A 200 without Content-Type is served either way; with SWGI_VALIDATE
+    1 the validator reports it in the error log (mod_swgi passes the
+    variable's value in the request's flags, the application no longer
+    looks it up)."""
+    query = {"sync": "how=no-type", "async": "case=no-type"}[app]
+    if prefix:
+        path = "%s/%s?%s" % (prefix, app, query)
+    else:
+        path = {"sync": "/misbehave?", "async": "/async?"}[app] + query
+    resp, data = get(server, path)
+    assert resp.status == 200 and data == b"no type\n"
+    # The validator's lines are logged while the request runs.
+    log = server.log_since(mark, wait_for="SWGI validator" if validated else None)
+    assert ("SWGI validator: no Content-Type header in a 200 response" in log) == validated, log

@@ -71,6 +71,12 @@ typedef struct swgi_pair {
 #define SWGI_FLAG_MULTITHREAD  0x1u  /* other requests may run on other threads */
 #define SWGI_FLAG_MULTIPROCESS 0x2u  /* other requests may run in other processes */
 #define SWGI_FLAG_RUN_ONCE     0x4u  /* the process serves this one request */
+/* The host has looked up SWGI_VALIDATE in the request's environ: with
+ * SWGI_FLAG_VALIDATE_KNOWN set, SWGI_FLAG_VALIDATE says whether its value
+ * is "1" (the application then need not ask for it); without it, the
+ * application looks it up itself. */
+#define SWGI_FLAG_VALIDATE_KNOWN 0x8u
+#define SWGI_FLAG_VALIDATE       0x10u
 
 /*
  * What the host offers the application for one request. Every callback

@@ -13,18 +13,20 @@ extension Gateway {
         log: @escaping (LogLevel, String) -> Void
     ) async -> GatewayOutcome {
         let response = Response(transport: transport, name: name, environ: environ, log: log)
-        var body: AsyncBody?
         let outcome: GatewayOutcome
-        do {
-            let returned = try await app(environ, response.startResponse)
-            body = returned
-            try await response.drain(returned)
-            try response.finish()
-            outcome = .completed
+        do {  // (no `AsyncBody?` kept for the close: see the sync run)
+            let body = try await app(environ, response.startResponse)
+            do {
+                try await response.drain(body)
+                try response.finish()
+                outcome = .completed
+            } catch {
+                outcome = response.failure(error)
+            }
+            body.close()
         } catch {
             outcome = response.failure(error)
         }
-        body?.close()
         response.end()
         return outcome
     }
@@ -39,8 +41,8 @@ extension Response {
         case .sync(let body) where !transport.queuesOutput:
             try drain(body)
         case .sync(let body):
-            guard let (iterator, streaming) = try chunks(of: body) else { return }
-            var chunks = iterator
+            guard let streaming = try prepare(body) else { return }
+            var chunks = body.makeIterator()
             while let chunk = try chunks.next() {
                 guard try write(chunk, flush: streaming) else { break }
                 try await awaitRoom()
