@@ -27,8 +27,13 @@ public struct Environ {
         @exclusivity(unchecked) var source: EnvironSource?
         /// Changes made to this copy: values set, keys removed.
         @exclusivity(unchecked) var changes: [String: Change]
-        var input: RequestInput
-        var errors: ErrorStream
+        /// `swgi.input` and `swgi.errors`, once made (see `host`).
+        @exclusivity(unchecked) var madeInput: RequestInput?
+        @exclusivity(unchecked) var madeErrors: ErrorStream?
+        /// What they are made from when first asked for, for a server that
+        /// passed its request instead of the two objects (the bridge: a
+        /// request that reads no body and logs nothing makes neither).
+        let host: (any RequestHost)?
         var version: (major: Int, minor: Int) = SWGI.version
         /// Set explicitly, or nil: then derived from `HTTPS` when read.
         var urlScheme: String?
@@ -38,17 +43,41 @@ public struct Environ {
         var fileWrapper: FileWrapper?
         var objects: [String: Any] = [:]
 
-        init(source: EnvironSource?, changes: [String: Change], input: RequestInput, errors: ErrorStream,
+        init(source: EnvironSource?, changes: [String: Change], input: RequestInput?, errors: ErrorStream?,
+             host: (any RequestHost)? = nil,
              urlScheme: String?, multithread: Bool, multiprocess: Bool, runOnce: Bool, fileWrapper: FileWrapper?) {
             self.source = source
             self.changes = changes
-            self.input = input
-            self.errors = errors
+            self.madeInput = input
+            self.madeErrors = errors
+            self.host = host
             self.urlScheme = urlScheme
             self.multithread = multithread
             self.multiprocess = multiprocess
             self.runOnce = runOnce
             self.fileWrapper = fileWrapper
+        }
+
+        // Read by the environ's getters: made on first use, then kept (a
+        // copy of the environ shares them: copy() makes them first).
+        var input: RequestInput {
+            get {
+                if let madeInput { return madeInput }
+                let made = host.map { RequestInput(source: $0) } ?? RequestInput(bytes: [])
+                madeInput = made
+                return made
+            }
+            set { madeInput = newValue }
+        }
+
+        var errors: ErrorStream {
+            get {
+                if let madeErrors { return madeErrors }
+                let made = host.map { host in ErrorStream { host.logError($0) } } ?? ErrorStream()
+                madeErrors = made
+                return made
+            }
+            set { madeErrors = newValue }
         }
 
         func copy() -> Storage {
@@ -165,6 +194,27 @@ public struct Environ {
                           urlScheme: nil,
                           multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
                           fileWrapper: fileWrapper)
+    }
+
+    /// An environ over a server's variables whose `swgi.input` and
+    /// `swgi.errors` are made from `host` when first used.
+    package init(
+        source: EnvironSource,
+        host: any RequestHost,
+        multithread: Bool,
+        multiprocess: Bool,
+        runOnce: Bool,
+        fileWrapper: FileWrapper?
+    ) {
+        storage = Storage(source: source, changes: [:], input: nil, errors: nil, host: host,
+                          urlScheme: nil,
+                          multithread: multithread, multiprocess: multiprocess, runOnce: runOnce,
+                          fileWrapper: fileWrapper)
+    }
+
+    /// Sends `swgi.errors`' last unterminated line, if the stream was made.
+    func flushErrors() {
+        storage.madeErrors?.flush()
     }
 
     /// A string value; setting `nil` removes the key.

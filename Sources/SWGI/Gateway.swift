@@ -64,7 +64,16 @@ public enum Gateway {
         _ app: A, environ: Environ, transport: T, name: @escaping @autoclosure () -> String,
         log: @escaping (LogLevel, String) -> Void
     ) -> GatewayOutcome {
-        let response = Response(transport: transport, name: name, environ: environ, log: log)
+        run(app, environ: environ, transport: transport, reporter: ClosureReporter(name: name, log: log))
+    }
+
+    /// The same, with the log and the application's name from one object
+    /// the server already has (the bridge's request: no closures to make
+    /// per request).
+    package static func run<A: Application, T: ResponseTransport>(
+        _ app: A, environ: Environ, transport: T, reporter: any GatewayReporter
+    ) -> GatewayOutcome {
+        let response = Response(transport: transport, reporter: reporter, environ: environ)
         let outcome: GatewayOutcome
         // (No `Body?` kept for the close: an optional of a multi-field
         // struct is destroyed through the runtime's generic witnesses,
@@ -87,15 +96,35 @@ public enum Gateway {
     }
 }
 
+/// Where the gateway reports why a request failed: the server's log, and
+/// the application's name for its lines (asked only when a line is logged).
+package protocol GatewayReporter: AnyObject {
+    func log(_ level: LogLevel, _ message: String)
+    var applicationName: String { get }
+}
+
+/// A reporter made of the public `run`'s closures.
+final class ClosureReporter: GatewayReporter {
+    let name: () -> String
+    let sink: (LogLevel, String) -> Void
+
+    init(name: @escaping () -> String, log: @escaping (LogLevel, String) -> Void) {
+        self.name = name
+        self.sink = log
+    }
+
+    func log(_ level: LogLevel, _ message: String) { sink(level, message) }
+    var applicationName: String { name() }
+}
+
 /// The state of one response: what was started, what was sent.
 final class Response {
     let transport: any ResponseTransport
-    private let nameProvider: () -> String
-    var name: String { nameProvider() }
+    let reporter: any GatewayReporter
+    var name: String { reporter.applicationName }
     /// The request's environ: whether it is a HEAD request is asked only
     /// when a body falls short of its length.
     let environ: Environ
-    let log: (LogLevel, String) -> Void
     var head: ResponseHead?
     var headSent = false
     var sent = 0
@@ -103,12 +132,14 @@ final class Response {
     var clientGone = false
     var ended = false
 
-    init(transport: any ResponseTransport, name: @escaping () -> String, environ: Environ,
-         log: @escaping (LogLevel, String) -> Void) {
+    init(transport: any ResponseTransport, reporter: any GatewayReporter, environ: Environ) {
         self.transport = transport
-        self.nameProvider = name
+        self.reporter = reporter
         self.environ = environ
-        self.log = log
+    }
+
+    func log(_ level: LogLevel, _ message: String) {
+        reporter.log(level, message)
     }
 
     /// The `startResponse` the application is called with.
@@ -119,7 +150,7 @@ final class Response {
     /// The exchange is over (the body closed): no more writes; `swgi.errors` flushed.
     func end() {
         ended = true
-        environ.errors.flush()
+        environ.flushErrors()
     }
 
     func start(_ status: String, _ headers: [(String, String)], _ excInfo: (any Error)?) throws -> Writer {

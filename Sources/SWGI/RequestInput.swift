@@ -27,6 +27,12 @@ extension InputSource {
     public func waitReadable() async throws {}
 }
 
+/// A server's side of one request as an environ needs it: the source of
+/// `swgi.input`, and the error log `swgi.errors` writes to.
+package protocol RequestHost: InputSource {
+    func logError(_ line: String)
+}
+
 /// `swgi.input`: the request body, streamed from the client as it is read.
 /// It never yields more than the body (the server stops at `CONTENT_LENGTH`,
 /// or at the end of a chunked body).

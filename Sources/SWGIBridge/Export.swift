@@ -104,10 +104,10 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
-    var (environ, name) = requestEnviron(req, host)
+    var environ = requestEnviron(req, host)
     let outcome = validates(req, environ)
-        ? runValidated(app, environ, name, host)
-        : Gateway.run(app, environ: environ, transport: host, name: name(), log: host.log)
+        ? runValidated(app, environ, host)
+        : Gateway.run(app, environ: environ, transport: host, reporter: host)
     endRequest(&environ, host)
     return handleResult(outcome)
 }
@@ -116,9 +116,8 @@ func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) 
 /// Validator<A>, whose metadata would be looked up at run time on every
 /// request.
 @inline(never)
-private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ name: @escaping () -> String,
-                                          _ host: HostConnection) -> GatewayOutcome {
-    Gateway.run(Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ host: HostConnection) -> GatewayOutcome {
+    Gateway.run(Validator(app), environ: environ, transport: host, reporter: host)
 }
 
 /// Serves one request to an async application: the same environ and
@@ -139,7 +138,7 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
         shared.outcome = await runGateway(app, shared, host, validating: validating)
     }
     if executor.timedOut, let timeout {
-        host.log(.error, "SWGI application \(shared.name()) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
+        host.log(.error, "SWGI application \(host.applicationName) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
     endRequest(&shared.environ, host)
     // A timeout is a 504 (the host cuts the connection instead when
@@ -190,31 +189,36 @@ private func validates(_ req: swgi_request_v1, _ environ: Environ) -> Bool {
 /// validator when `validating`).
 private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection,
                                              validating: Bool) async -> GatewayOutcome {
-    let (environ, name) = (shared.environ, shared.name)
+    let environ = shared.environ
     if validating {
-        return await runValidated(app, environ, name, host)
+        return await runValidated(app, environ, host)
     }
-    return await Gateway.run(async: app, environ: environ, transport: host, name: name(), log: host.log)
+    return await Gateway.run(async: app, environ: environ, transport: host, reporter: host)
 }
 
 /// The validator's path, a function of its own: the unvalidated request's
 /// task frame then holds no Validator<A> (whose metadata is looked up at run
 /// time).
 @inline(never)
-private func runValidated<A: AsyncApplication>(_ app: A, _ environ: Environ, _ name: @escaping () -> String,
+private func runValidated<A: AsyncApplication>(_ app: A, _ environ: Environ,
                                                _ host: HostConnection) async -> GatewayOutcome {
-    await Gateway.run(async: Validator(app), environ: environ, transport: host, name: name(), log: host.log)
+    await Gateway.run(async: Validator(app), environ: environ, transport: host, reporter: host)
 }
 
-/// The request's environ over the host's variables, and the application's
-/// name for log lines. The environ is its source's only owner (unless the
-/// application keeps it): the name holds the source unowned.
-private func requestEnviron(_ req: swgi_request_v1, _ host: HostConnection) -> (Environ, () -> String) {
+/// The request's environ over the host's variables. The environ is its
+/// source's only owner (unless the application keeps it): the host holds
+/// the source unowned, to name the application in log lines.
+private func requestEnviron(_ req: swgi_request_v1, _ host: HostConnection) -> Environ {
     let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
-    let environ = makeEnviron(req, host: host, source: source)
-    return (environ, { [unowned source] in  // looked up only for a log line
-        source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
-    })
+    host.environSource = source
+    return Environ(
+        source: source,
+        host: host,
+        multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
+        multiprocess: req.flags & SWGI_FLAG_MULTIPROCESS != 0,
+        runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0,
+        fileWrapper: posixFileWrapper
+    )
 }
 
 /// Ends the request on the host's side: an environ the application kept gets
@@ -248,26 +252,13 @@ private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Durati
 /// was left behind at a timeout, when the host is closed under its lock).
 final class SharedRequest: @unchecked Sendable {
     @exclusivity(unchecked) var environ: Environ
-    let name: () -> String
     /// How the task ended, once it has.
     @exclusivity(unchecked) var outcome: GatewayOutcome?
 
-    init(_ request: (environ: Environ, name: () -> String)) {
-        (environ, name) = request
+    init(_ environ: Environ) {
+        self.environ = environ
     }
 }
 
-private func makeEnviron(_ req: swgi_request_v1, host: HostConnection, source: RequestEnviron) -> Environ {
-    let environ = Environ(
-        source: source,
-        input: RequestInput(source: host),
-        errors: ErrorStream { host.log(.error, $0) },
-        multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
-        multiprocess: req.flags & SWGI_FLAG_MULTIPROCESS != 0,
-        runOnce: req.flags & SWGI_FLAG_RUN_ONCE != 0,
-        fileWrapper: posixFileWrapper
-    )
-    return environ
-}
 
 

@@ -12,7 +12,7 @@ import Glibc
 /// The host's callbacks may be used from any thread while `handle()` runs,
 /// but never two at once (swgi_abi.h): every call into the host holds
 /// `lock`, and after `close()` (when `handle()` returns) none is made.
-final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable {
+final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @unchecked Sendable {
     private let host: UnsafeMutableRawPointer?
     private let callbacks: UnsafePointer<swgi_host_v1>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
@@ -26,6 +26,11 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
     /// A host that serves on an event loop (handle_async): its reads and
     /// writes never wait; the task awaits its wait_readable/wait_writable.
     let onEventLoop: Bool
+    /// The request's variables, to name the application in log lines: set
+    /// once, before the application runs. Unowned: the environ must stay
+    /// its only owner (see `Environ.sharedSource()`); the gateway, which
+    /// alone asks for the name, holds the environ meanwhile.
+    unowned(safe) var environSource: RequestEnviron?
 
     init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>, onEventLoop: Bool = false) {
         self.host = host
@@ -201,6 +206,18 @@ final class HostConnection: InputSource, ResponseTransport, @unchecked Sendable 
                 }
             }
         }
+    }
+
+    /// `swgi.errors`' lines.
+    func logError(_ line: String) {
+        log(.error, line)
+    }
+
+    /// The application's file, for log lines.
+    var applicationName: String {
+        guard let source = environSource else { return "(unnamed)" }
+        return source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME")
+            ?? "(unnamed)"
     }
 
     // MARK: a host on an event loop

@@ -36,6 +36,48 @@ import Testing
         #expect(environ.pathInfo == "/a/b")
         #expect(inner.scriptName == "/a")
     }
+
+    /// A server's request for an environ whose input and errors are made
+    /// when first used: the body's bytes, and the lines logged.
+    final class LazyHost: RequestHost {
+        var body: [UInt8]
+        var reads = 0
+        var lines: [String] = []
+        init(_ body: String) { self.body = Array(body.utf8) }
+
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            reads += 1
+            let n = min(buffer.count, body.count)
+            buffer.copyBytes(from: body[..<n])
+            body.removeFirst(n)
+            return n
+        }
+
+        func logError(_ line: String) { lines.append(line) }
+    }
+
+    @Test func inputAndErrorsMadeOnFirstUseAreSharedByCopies() throws {
+        let host = LazyHost("one\ntwo\n")
+        var environ = Environ(source: EnvironSource(), host: host, multithread: false,
+                              multiprocess: false, runOnce: false, fileWrapper: nil)
+        environ["SCRIPT_NAME"] = "/app"  // a copy of the storage: input and errors made first
+        #expect(host.reads == 0)
+        var copy = environ
+        copy["PATH_INFO"] = "/y"  // another copy
+        #expect(try environ.input.readLine() == Array("one\n".utf8))
+        #expect(try copy.input.readLine() == Array("two\n".utf8))  // the same stream
+        environ.errors.write("half a ")
+        copy.errors.write("line\n")
+        #expect(host.lines == ["half a line"])
+        // One made from a copy is seen by the environ it came from.
+        let fresh = Environ(source: EnvironSource(), host: LazyHost(""), multithread: false,
+                            multiprocess: false, runOnce: false, fileWrapper: nil)
+        var changed = fresh
+        changed["A"] = "1"
+        changed.errors.write("from the copy")
+        fresh.flushErrors()
+        #expect((fresh.errors === changed.errors))
+    }
 }
 
 @Suite struct QueryParametersTests {

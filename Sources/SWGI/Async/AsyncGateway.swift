@@ -12,7 +12,15 @@ extension Gateway {
         async app: A, environ: Environ, transport: T, name: @escaping @autoclosure () -> String,
         log: @escaping (LogLevel, String) -> Void
     ) async -> GatewayOutcome {
-        let response = Response(transport: transport, name: name, environ: environ, log: log)
+        await run(async: app, environ: environ, transport: transport, reporter: ClosureReporter(name: name, log: log))
+    }
+
+    /// The same, with the log and the application's name from one object
+    /// (see the sync `run(_:environ:transport:reporter:)`).
+    package static func run<A: AsyncApplication, T: ResponseTransport>(
+        async app: A, environ: Environ, transport: T, reporter: any GatewayReporter
+    ) async -> GatewayOutcome {
+        let response = Response(transport: transport, reporter: reporter, environ: environ)
         let outcome: GatewayOutcome
         do {  // (no `AsyncBody?` kept for the close: see the sync run)
             let body = try await app(environ, response.startResponse)
