@@ -259,6 +259,3 @@ final class SharedRequest: @unchecked Sendable {
         self.environ = environ
     }
 }
-
-
-
