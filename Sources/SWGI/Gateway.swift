@@ -181,7 +181,7 @@ final class Response {
     /// the runtime's generic witnesses, some 200 instructions.)
     func prepare(_ body: Body) throws -> Bool? {
         if let region = body.fileRegion, try sendFile(region) { return nil }
-        if case .chunks(let ready) = body.storage {
+        if let ready = body.readyChunks {
             knownLength = ready.reduce(0) { $0 + $1.count }
             return false
         }

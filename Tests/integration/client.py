@@ -1,5 +1,6 @@
 """Small HTTP helpers: http.client for ordinary requests, raw sockets where
 the test must see the bytes (streaming, cut connections)."""
+import concurrent.futures
 import http.client
 import json
 import socket
@@ -20,6 +21,16 @@ def request(server, method, path, body=None, headers=None, port=None, host=None)
 
 def get(server, path, **kw):
     return request(server, "GET", path, **kw)
+
+
+def get_all(server, paths, workers=6):
+    """GETs `paths`, `workers` at a time: [(path, status, body)] in order."""
+    def fetch(path):
+        resp, data = get(server, path)
+        return path, resp.status, data
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fetch, paths))
 
 
 def environ(server, path="/environ", **kw):

@@ -1,14 +1,13 @@
 """Applications built against different versions of SWGI run in one Apache
 without interfering: each library carries its own SWGI and is loaded with
 RTLD_LOCAL, and only the C ABI crosses between them and the module."""
-import concurrent.futures
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from client import get
+from client import get_all
 from conftest import MPMS
 from harness import REPO, Apache
 
@@ -55,12 +54,7 @@ def test_two_builds_of_swgi_in_one_apache(build, skewed_library, mpm):
         # Which library a child loads first varies; alternate and overlap.
         paths = ["/v2", "/v1", "/hello"] * 40
 
-        def fetch(path):
-            resp, data = get(apache, path)
-            return path, resp.status, data.decode()
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-            results = list(pool.map(fetch, paths))
+        results = [(p, s, d.decode()) for p, s, d in get_all(apache, paths)]
         v1 = {d for p, s, d in results if p == "/v1"}
         v2 = {d for p, s, d in results if p == "/v2"}
         assert all(s == 200 for _, s, _ in results)
@@ -105,12 +99,7 @@ def test_a_statically_linked_runtime_beside_the_shared_one(build, mpm):
     try:
         paths = ["/hello-static", "/hello", "/async?case=sleep&ms=1", "/hello-static-2"] * 30 + ["/slow-static?delay=10"] * 6
 
-        def fetch(path):
-            resp, data = get(apache, path)
-            return path, resp.status, data
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-            results = list(pool.map(fetch, paths))
+        results = get_all(apache, paths)
         for path, status, data in results:
             assert status == 200, (path, status, data)
             if path.startswith("/hello"):

@@ -1,11 +1,10 @@
 """Responses through Apache: lazy headers, Content-Length, HEAD, streaming,
 close(), 204/304, several applications side by side."""
-import concurrent.futures
 import re
 import socket
 import time
 
-from client import get, raw, request, timed_chunks
+from client import get, get_all, raw, request, timed_chunks
 
 
 def test_hello_has_content_length(server):
@@ -98,12 +97,7 @@ def test_entry_point_from_location(server):
 def test_two_applications_and_one_library_at_two_urls_side_by_side(server):
     paths = ["/hello", "/hello-again", "/greetings?name=Ann", "/environ/p"] * 25
 
-    def fetch(path):
-        resp, data = get(server, path)
-        return path, resp.status, data
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(fetch, paths))
+    results = get_all(server, paths, workers=8)
     for path, status, data in results:
         assert status == 200, path
         if path.startswith("/hello"):
