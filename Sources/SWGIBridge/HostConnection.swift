@@ -1,6 +1,7 @@
 internal import _Concurrency
 internal import CSWGIABI
 import SWGI
+internal import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,18 +12,22 @@ import Glibc
 ///
 /// The host's callbacks may be used from any thread while `handle()` runs,
 /// but never two at once (swgi_abi.h): every call into the host holds
-/// `lock`, and after `close()` (when `handle()` returns) none is made.
+/// `state`'s lock, and after `close()` (when `handle()` returns) none is made.
 final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @unchecked Sendable {
     private let host: UnsafeMutableRawPointer?
     private let callbacks: UnsafePointer<swgi_host_v1>
-    private let lock: UnsafeMutablePointer<pthread_mutex_t>
-    // Guarded by `lock` (no runtime exclusivity checks):
-    @exclusivity(unchecked) private var closed = false
-    /// The executor of an async request, set before its task starts: async
-    /// reads of `swgi.input` hop to its thread, and its task is cancelled
-    /// (once) when the client turns out to be gone.
-    @exclusivity(unchecked) var requestExecutor: RequestExecutor?
-    @exclusivity(unchecked) private var taskCancelled = false
+    /// What the lock guards. A futex word held in the object: taking it is
+    /// a compare-and-swap when nobody waits (a pthread mutex would be one
+    /// more allocation a request, and a library call each time).
+    private let state = Mutex(State())
+    private struct State {
+        var closed = false
+        /// The executor of an async request, set before its task starts:
+        /// async reads of `swgi.input` hop to its thread, and its task is
+        /// cancelled (once) when the client turns out to be gone.
+        var requestExecutor: RequestExecutor?
+        var taskCancelled = false
+    }
     /// A host that serves on an event loop (handle_async): its reads and
     /// writes never wait; the task awaits its wait_readable/wait_writable.
     let onEventLoop: Bool
@@ -36,38 +41,36 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
         self.host = host
         self.callbacks = callbacks
         self.onEventLoop = onEventLoop
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
     }
 
     /// Runs `body` holding the lock, if the request is still running.
-    private func locked<R>(_ body: () throws -> R) rethrows -> R? {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        if closed { return nil }
-        return try body()
+    private func locked<R>(_ body: () -> R) -> R? {
+        state.withLock { state in state.closed ? nil : body() }
     }
 
     /// Runs `body` holding the lock; it learns whether the request still runs.
     func withLock<R>(_ body: (_ running: Bool) -> R) -> R {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body(!closed)
+        state.withLock { state in body(!state.closed) }
+    }
+
+    /// The executor of an async request (nil once the request is over).
+    var requestExecutor: RequestExecutor? {
+        state.withLock { $0.requestExecutor }
+    }
+
+    /// Sets the executor of an async request, before its task starts.
+    func setRequestExecutor(_ executor: RequestExecutor) {
+        state.withLock { $0.requestExecutor = executor }
     }
 
     /// The request is over: the host's state is gone, and the connection
     /// lets go of the request's executor (on an event loop, the executor's
     /// schedule holds this connection: the two would keep each other).
     func close() {
-        pthread_mutex_lock(lock)
-        closed = true
-        requestExecutor = nil
-        pthread_mutex_unlock(lock)
+        state.withLock { state in
+            state.closed = true
+            state.requestExecutor = nil
+        }
     }
 
     /// Whether the host computes environ variables when asked.
@@ -258,10 +261,10 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
     private func cancelTask(because reason: String) {
         // Only while the request runs: its thread's executor goes on to
         // serve other requests, whose task is not this one's to cancel.
-        let executor: RequestExecutor? = withLock { running in
-            if !running || taskCancelled { return nil }
-            taskCancelled = true
-            return requestExecutor
+        let executor: RequestExecutor? = state.withLock { state in
+            if state.closed || state.taskCancelled { return nil }
+            state.taskCancelled = true
+            return state.requestExecutor
         }
         guard let executor else { return }
         log(.info, "SWGI: \(reason): the request's task is cancelled")
