@@ -161,8 +161,11 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        return Writer({ chunk in _ = try self.write(chunk, flush: true) },
-                      paced: transport.queuesOutput ? { try await self.awaitRoom() } : nil)
+        var paced: (() async throws -> Void)?
+        if transport.queuesOutput {
+            paced = { try await self.awaitRoom() }
+        }
+        return Writer({ chunk in _ = try self.write(chunk, flush: true) }, paced: paced)
     }
 
     /// Sends every chunk of `body`, each before the next is asked for.

@@ -125,6 +125,20 @@ def test_serve_a_package(express):
         served.stop()
 
 
+def test_serve_an_async_application_built_without_the_concurrency_setting(express):
+    # The fixture's package leaves out NonisolatedNonsendingByDefault, which
+    # SWGI is built with (README, "Async applications"): it is served anyway.
+    served = Served(express, "--entry", "async", os.path.join(FIXTURES, "ExpressApp"))
+    try:
+        for query in ("", "wave"):
+            resp, data = get(served, "/?" + query)
+            word = query or "async"
+            assert resp.status == 200 and data == ("%s 1\n%s 2\n%s 3\n" % (word, word, word)).encode()
+    finally:
+        code, leftover, log = served.stop()
+    assert code == 0 and leftover == [], log
+
+
 def test_reload_on_changes_loses_no_request(express, tmp_path):
     app = tmp_path / "libApp.so"
     shutil.copy(express.apps["Hello"], app)

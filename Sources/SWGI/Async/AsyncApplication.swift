@@ -124,7 +124,7 @@ public struct AsyncBody: AsyncSequence, ExpressibleByArrayLiteral {
     /// A body that iterates `sequence`.
     public init<S: AsyncSequence>(_ sequence: S, onClose: (() -> Void)? = nil) where S.Element == Chunk {
         var iterator = sequence.makeAsyncIterator()
-        self.init(next: { try await iterator.next() }, onClose: onClose)
+        self.init(next: { try await iterator.next(isolation: #isolation) }, onClose: onClose)
     }
 
     /// A body that `write` produces: each chunk it passes to the writer is
@@ -254,7 +254,7 @@ final class WriterRelay {
             do {
                 try await write(AsyncWriter { chunk in
                     // Each chunk waits for the iterator to ask for it.
-                    guard await pending.next() != nil else { throw CancellationError() }
+                    guard await pending.next(isolation: #isolation) != nil else { throw CancellationError() }
                     output.yield(chunk)
                 })
                 output.finish()
