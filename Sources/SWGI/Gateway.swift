@@ -161,10 +161,7 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        var paced: (() async throws -> Void)?
-        if transport.queuesOutput {
-            paced = { try await self.awaitRoom() }
-        }
+        let paced: (() async throws -> Void)? = if transport.queuesOutput { { try await self.awaitRoom() } } else { nil }
         return Writer({ chunk in _ = try self.write(chunk, flush: true) }, paced: paced)
     }
 
