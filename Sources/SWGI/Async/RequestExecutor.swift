@@ -196,14 +196,15 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         idleDriver = nil
         if waiting == nil { queued = work }
         var driverTask = driver
+        task = driverTask
         pthread_mutex_unlock(lock)
         if driverTask == nil {
             driverTask = Task(executorPreference: self) { [self] in await drive() }
+            pthread_mutex_lock(lock)
+            driver = driverTask
+            task = driverTask
+            pthread_mutex_unlock(lock)
         }
-        pthread_mutex_lock(lock)
-        driver = driverTask
-        task = driverTask
-        pthread_mutex_unlock(lock)
         waiting?.resume(returning: work)
         timedOut = false
         if !drain(timeout: timeout) {
@@ -294,13 +295,17 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     private func runJobs(timeout: Duration?) -> Bool {
-        var deadline = timeout.map(Self.deadline(after:))
+        // The deadline counts from the last progress (the start, or the
+        // last job run), read from the clock only when the thread is about
+        // to wait: a task that never waits (most requests) never reads it.
+        var deadline: timespec?
         let executor = asUnownedTaskExecutor()
         while true {
             pthread_mutex_lock(lock)
             while head == jobs.count && !finished {
-                if var until = deadline {
-                    if pthread_cond_timedwait(condition, lock, &until) == ETIMEDOUT, head == jobs.count, !finished {
+                if let timeout {
+                    if deadline == nil { deadline = Self.deadline(after: timeout) }
+                    if pthread_cond_timedwait(condition, lock, &deadline!) == ETIMEDOUT, head == jobs.count, !finished {
                         pthread_mutex_unlock(lock)
                         return false
                     }
@@ -324,7 +329,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             }
             pthread_mutex_unlock(lock)
             job.runSynchronously(on: executor)
-            if let timeout { deadline = Self.deadline(after: timeout) }
+            deadline = nil
         }
     }
 
