@@ -64,7 +64,7 @@ final class RequestEnviron: EnvironSource, @unchecked Sendable {
     }
 
     override func string(for key: String) -> String? {
-        read({ withValue(of: key) { String(decoding: $0, as: UTF8.self) } },
+        read({ withValue(of: key) { String(utf8Repairing: $0) } },
              afterwards: { $0.string(for: key) }) ?? nil
     }
 

@@ -21,6 +21,23 @@ import Testing
         #expect(environ.undecodableKeys.isEmpty)
     }
 
+    /// The decoding the environ's lookups use gives what `String(decoding:)`
+    /// gives: short values (small strings) and long ones, valid and not.
+    @Test(arguments: [
+        [], [0x41], Array("/café".utf8), [0x2F, 0x63, 0x61, 0x66, 0xE9], [0xFF, 0xFE, 0x41],
+        [0xE2, 0x82], Array(repeating: 0x61, count: 15), Array(repeating: 0x61, count: 16),
+        Array("/a/path/longer/than/fifteen/bytes/".utf8) + [0xC3] + Array("/end".utf8),
+        Array("Mozilla/5.0 (X11; Linux x86_64) äöü".utf8),
+    ] as [[UInt8]])
+    func lookupsDecodeAsStringDecodingDoes(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { b in
+            let ours = String(utf8Repairing: b)
+            let reference = String(decoding: b, as: UTF8.self)
+            #expect(ours == reference)
+            #expect(Array(ours.utf8) == Array(reference.utf8))
+        }
+    }
+
     @Test(arguments: [("1", "https"), ("on", "https"), ("ON", "https"), ("off", "http"), (nil, "http")])
     func urlSchemeFollowsHTTPS(_ https: String?, _ scheme: String) {
         var vars: [String: String] = [:]

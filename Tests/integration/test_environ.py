@@ -190,6 +190,10 @@ def test_bytes_that_are_not_utf8_stay_reachable(server):
     assert env["(undecodable)"]["PATH_INFO"] == "2f 63 61 66 e9"
     assert env["(undecodable)"]["SCRIPT_URL"] == "2f 65 6e 76 69 72 6f 6e 2f 63 61 66 e9"
     assert env["QUERY_STRING"] == "q=%E9"
+    # Looked up one by one (mod_swgi computes each, the bridge decodes it on
+    # its own), the same strings: U+FFFD where the bytes were not UTF-8.
+    keys = lookups_agree(server, "/lookups/caf%E9", headers={"X-Latin": "caf\xe9"})
+    assert "HTTP_X_LATIN" in keys and "PATH_INFO" in keys
 
 
 def test_head_keeps_its_method(server):
