@@ -138,8 +138,12 @@ public final class EnvironBlock: EnvironSource, @unchecked Sendable {
 
     /// The value of `key` decoded as UTF-8 (U+FFFD for invalid bytes).
     public override func string(for key: String) -> String? {
-        guard let i = index(of: key) else { return nil }
-        return withValue(i) { String(utf8Repairing: $0.bindMemory(to: UInt8.self)) }
+        index(of: key).map(string(at:))
+    }
+
+    /// The value of entry `i` decoded as UTF-8 (U+FFFD for invalid bytes).
+    private func string(at i: Int) -> String {
+        withValue(i) { String(utf8Repairing: $0.bindMemory(to: UInt8.self)) }
     }
 
     /// The exact bytes of the value of `key`.
@@ -154,7 +158,7 @@ public final class EnvironBlock: EnvironSource, @unchecked Sendable {
         for i in 0..<count {
             let key = String(decoding: name(entries[i]), as: UTF8.self)
             if all[key] == nil {
-                all[key] = withValue(i) { String(decoding: $0.bindMemory(to: UInt8.self), as: UTF8.self) }
+                all[key] = string(at: i)
             }
         }
         return all

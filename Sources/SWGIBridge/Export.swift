@@ -127,7 +127,7 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
     guard let callbacks = req.callbacks else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks)
     let executor = RequestExecutor.forCurrentThread()
-    host.setRequestExecutor(executor)
+    host.requestExecutor = executor
     // The task has the environ while it runs; this thread looks at it again
     // only after the task has finished or been left behind. (No local holds
     // it: the shared object must be its only owner outside the task.)
@@ -158,7 +158,7 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
     guard let callbacks = req.callbacks, HostConnection.servesOnEventLoop(callbacks) else { return 500 }
     let host = HostConnection(host: req.host, callbacks: callbacks, onEventLoop: true)
     let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
-    host.setRequestExecutor(executor)
+    host.requestExecutor = executor
     let shared = SharedRequest(requestEnviron(req, host))
     let validating = validates(req, shared.environ)
     // The host's pointer and its done: plain C values, used once, at the end.

@@ -53,14 +53,11 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
         state.withLock { state in body(!state.closed) }
     }
 
-    /// The executor of an async request (nil once the request is over).
+    /// The executor of an async request, set before its task starts (nil
+    /// once the request is over).
     var requestExecutor: RequestExecutor? {
-        state.withLock { $0.requestExecutor }
-    }
-
-    /// Sets the executor of an async request, before its task starts.
-    func setRequestExecutor(_ executor: RequestExecutor) {
-        state.withLock { $0.requestExecutor = executor }
+        get { state.withLock { $0.requestExecutor } }
+        set { state.withLock { $0.requestExecutor = newValue } }
     }
 
     /// The request is over: the host's state is gone, and the connection

@@ -215,6 +215,7 @@ Listen 127.0.0.1:@PORT2@
     SWGIAppAlias /app @ROOT@/apps/libEnvironDump.so
     SWGIAppAlias /echo @ROOT@/apps/libSWGITestApps.so entry=echo
     SWGIAppAlias /async @ROOT@/apps/libSWGITestApps.so entry=async
+    SWGIAppAlias /slow @ROOT@/apps/libSlow.so
 </VirtualHost>
 
 Listen 127.0.0.1:@SSLPORT@

@@ -100,6 +100,18 @@ def test_no_progress_for_timeout_ends_the_request(server, no_crash, mark):
     still_serving(server)
 
 
+@pytest.mark.skipif(bool(VALGRIND), reason="timing under valgrind")
+def test_progress_keeps_timeout_away(server, no_crash):
+    # Timeout 3 on swgi.test counts from the task's last progress: six chunks
+    # a second apart (5 s in all) each start it again.
+    start = time.time()
+    resp, data = request(server, "GET", "/slow?count=6&delay=1000", port=server.port2, host="swgi.test")
+    took = time.time() - start
+    assert resp.status == 200
+    assert data == b"".join(b"chunk %d of 6\n" % n for n in range(1, 7))
+    assert took > 4.5, took
+
+
 CROWD_SITE = """
 ServerLimit 1
 StartServers 1
