@@ -1,5 +1,7 @@
 """Notes: the async JSON API on SQLite (sqlite-nio) through Apache, with
-concurrent writers and a graceful restart in the middle of a write burst."""
+concurrent writers, processes opening a new database at once, and a graceful
+restart in the middle of a write burst."""
+import http.client
 import json
 import os
 import threading
@@ -121,5 +123,69 @@ def test_a_graceful_restart_in_a_write_burst_loses_nothing(build, mpm):
         assert sorted(n["id"] for n in listing) == sorted(n["id"] for n in created)
         assert after - before, "the graceful restart made no new children"
         assert "exit signal" not in apache.error_log()
+    finally:
+        apache.stop()
+
+
+@pytest.mark.skipif(bool(VALGRIND), reason="needs sixteen processes at once")
+def test_processes_opening_a_new_database_at_once_all_answer(build):
+    """Sixteen Apache processes open the same new database in the same instant,
+    for one database after another: when two of them turn on WAL together,
+    SQLite answers one of them "database is locked" at once (a deadlock it
+    does not wait out), and that request must still get its note. Prefork:
+    each kept connection is a process of its own."""
+    module, apps = build
+    processes = 16
+    site = """StartServers 16
+MinSpareServers 16
+MaxSpareServers 32
+SWGIAppAlias /race @ROOT@/apps/libNotes.so
+<Location /race>
+    SetEnvIf X-Notes-Db "^([0-9]+)$" NOTES_DB=@ROOT@/notes/race-$1.db
+</Location>
+"""
+    apache = Apache(module, mpm="prefork", site=site, apps={"libNotes.so": apps["Notes"]},
+                    modules=("setenvif",))
+    os.makedirs(apache.path("notes"))
+    os.chmod(apache.path("notes"), 0o777)
+    apache.start()
+    try:
+        conns = [http.client.HTTPConnection("127.0.0.1", apache.port, timeout=30) for _ in range(processes)]
+
+        def post(conn, db, text):
+            conn.request("POST", "/race/", body=json.dumps({"text": text}).encode(),
+                         headers={"Content-Type": "application/json", "X-Notes-Db": str(db)})
+            resp = conn.getresponse()
+            return resp.status, resp.read()[:300]
+
+        # A first request on each connection loads the app in its process.
+        for n, c in enumerate(conns):
+            assert post(c, 0, "warm %d" % n)[0] == 201
+        rounds = 60
+        results = [[None] * processes for _ in range(rounds)]
+        barrier = threading.Barrier(processes, timeout=60)
+
+        def client(n):
+            for db in range(1, rounds + 1):
+                try:
+                    barrier.wait()
+                    results[db - 1][n] = post(conns[n], db, "n%d" % n)
+                except Exception as e:  # noqa: BLE001 - recorded as this request's failure
+                    results[db - 1][n] = repr(e)
+                    barrier.abort()
+                    return
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(processes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        failures = [(db + 1, r) for db, row in enumerate(results) for r in row if not (r and r[0] == 201)]
+        assert not failures, (len(failures), failures[:3], apache.error_log()[-2000:])
+        # Every database holds the sixteen notes, once each.
+        for db in range(1, rounds + 1):
+            resp, data = request(apache, "GET", "/race/", headers={"X-Notes-Db": str(db)})
+            assert resp.status == 200
+            assert sorted(n["text"] for n in json.loads(data)["notes"]) == sorted("n%d" % n for n in range(processes))
     finally:
         apache.stop()

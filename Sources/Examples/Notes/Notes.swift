@@ -104,13 +104,12 @@ actor Databases {
         if let opening = open[path] { return try await opening.value }
         let opening = Task<SQLiteConnection, any Error> {
             let db = try await SQLiteConnection.open(storage: .file(path: path))
-            _ = try await db.query("PRAGMA journal_mode = WAL")
-            _ = try await db.query("""
-                CREATE TABLE IF NOT EXISTS notes (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    text TEXT NOT NULL,
-                    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))
-                """)
+            do {
+                try await Self.setUp(db)
+            } catch {
+                try? await db.close()
+                throw error
+            }
             return db
         }
         open[path] = opening
@@ -119,6 +118,29 @@ actor Databases {
         } catch {
             open[path] = nil  // the next request tries again
             throw error
+        }
+    }
+
+    /// WAL mode and the table. Two processes turning on WAL for a new file at
+    /// the same instant can deadlock on SQLite's lock upgrade, which SQLite
+    /// resolves by answering one of them "busy" at once, without its busy
+    /// handler: that one tries again shortly (the other has finished by then).
+    private static func setUp(_ db: SQLiteConnection) async throws {
+        var attempts = 0
+        while true {
+            do {
+                _ = try await db.query("PRAGMA journal_mode = WAL")
+                _ = try await db.query("""
+                    CREATE TABLE IF NOT EXISTS notes (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        text TEXT NOT NULL,
+                        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))
+                    """)
+                return
+            } catch let error as SQLiteError where error.reason == .busy && attempts < 200 {
+                attempts += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
     }
 }
