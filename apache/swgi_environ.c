@@ -198,7 +198,11 @@ static const char *common_software(swgi_environ_t *env) { return ap_get_server_b
 
 static const char *common_server_name(swgi_environ_t *env)
 {
-    return ap_escape_html(env->r->pool, ap_get_server_name_for_url(env->r));
+    const char *name = ap_get_server_name_for_url(env->r);
+
+    /* As Apache escapes it; a name with nothing to escape (every name a
+     * Host header can carry) is not copied. */
+    return strpbrk(name, "<>&\"") ? ap_escape_html(env->r->pool, name) : name;
 }
 
 static const char *common_server_addr(swgi_environ_t *env)

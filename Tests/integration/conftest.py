@@ -203,6 +203,12 @@ Listen 127.0.0.1:@PORT2@
     ServerName b.test
     SetEnv VHOST_VAR b
 </VirtualHost>
+# A canonical name that SERVER_NAME carries HTML-escaped, as Apache writes it.
+<VirtualHost 127.0.0.1:@PORT2@>
+    ServerName "c&d.test"
+    ServerAlias cd.test
+    UseCanonicalName On
+</VirtualHost>
 <VirtualHost 127.0.0.1:@PORT2@>
     ServerName wsgi.test
     Timeout 3

@@ -166,6 +166,9 @@ def test_virtual_hosts(server):
     # The main server's aliases hold in every virtual host.
     env = environ(server, "/environ", port=server.port2, host="b.test")
     assert env["SERVER_NAME"] == "b.test" and env["VHOST_VAR"] == "b"
+    # A canonical name with a character HTML escapes, as Apache's own functions give it.
+    env = environ(server, "/environ", port=server.port2, host="cd.test")
+    assert env["SERVER_NAME"] == "c&amp;d.test" and env["HTTP_HOST"].startswith("cd.test")
 
 
 def test_https(server):
@@ -235,6 +238,7 @@ SHAPES = [
     ("auth-pass", "", {"headers": {"Authorization": "Bearer t"}}),
     ("rewritten", "/x/y", {}),
     ("app", "", {"vhost": "b.test"}),
+    ("app", "", {"vhost": "cd.test"}),
 ]
 
 
