@@ -187,5 +187,7 @@ SWGIAppAlias /race @ROOT@/apps/libNotes.so
             resp, data = request(apache, "GET", "/race/", headers={"X-Notes-Db": str(db)})
             assert resp.status == 200
             assert sorted(n["text"] for n in json.loads(data)["notes"]) == sorted("n%d" % n for n in range(processes))
+        for c in conns:
+            c.close()
     finally:
         apache.stop()
