@@ -156,7 +156,7 @@ public final class EnvironBlock: EnvironSource, @unchecked Sendable {
     public override func dictionary() -> [String: String] {
         var all = [String: String](minimumCapacity: count)
         for i in 0..<count {
-            let key = String(decoding: name(entries[i]), as: UTF8.self)
+            let key = String(utf8Repairing: name(entries[i]))
             if all[key] == nil {
                 all[key] = string(at: i)
             }
@@ -169,7 +169,7 @@ public final class EnvironBlock: EnvironSource, @unchecked Sendable {
         var seen = Set<String>()
         var keys: [String] = []
         for i in 0..<count {
-            let key = String(decoding: name(entries[i]), as: UTF8.self)
+            let key = String(utf8Repairing: name(entries[i]))
             guard seen.insert(key).inserted else { continue }
             if !withValue(i, { EnvironBlock.decode($0).valid }) {
                 keys.append(key)
@@ -186,7 +186,7 @@ public final class EnvironBlock: EnvironSource, @unchecked Sendable {
             ascii = false
             break
         }
-        let string = String(decoding: utf8, as: UTF8.self)
+        let string = String(utf8Repairing: utf8)
         if ascii { return (string, true) }
         return (string, string.utf8.elementsEqual(utf8))
     }

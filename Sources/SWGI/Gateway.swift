@@ -161,7 +161,8 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        let paced: (() async throws -> Void)? = if transport.queuesOutput { { try await self.awaitRoom() } } else { nil }
+        let paced: (() async throws -> Void)? =
+            if transport.queuesOutput { { try await self.awaitRoom() } } else { nil }
         return Writer({ chunk in _ = try self.write(chunk, flush: true) }, paced: paced)
     }
 

@@ -4,6 +4,7 @@ restart in the middle of a write burst."""
 import http.client
 import json
 import os
+import re
 import threading
 import time
 
@@ -158,9 +159,12 @@ SWGIAppAlias /race @ROOT@/apps/libNotes.so
             resp = conn.getresponse()
             return resp.status, resp.read()[:300]
 
-        # A first request on each connection loads the app in its process.
+        # A first request on each connection loads the app in its process:
+        # sixteen connections, sixteen processes.
         for n, c in enumerate(conns):
             assert post(c, 0, "warm %d" % n)[0] == 201
+        loaded = set(re.findall(r"loaded SWGI application \S*libNotes\.so .* in process (\d+)", apache.error_log()))
+        assert len(loaded) == processes, loaded
         rounds = 60
         results = [[None] * processes for _ in range(rounds)]
         barrier = threading.Barrier(processes, timeout=60)
