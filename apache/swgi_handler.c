@@ -13,6 +13,7 @@
 #include "util_filter.h"
 #include "ap_mpm.h"
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "apr_buckets.h"
 
@@ -105,6 +106,32 @@ int64_t swgi_host_read(void *h, char *buf, size_t len)
     return (int64_t)copied;
 }
 
+/* Whether the header name `b` is `name` (ASCII, any case). */
+static int header_is(swgi_bytes b, const char *name, apr_size_t len)
+{
+    return b.len == len && !ap_cstr_casecmpn(b.data, name, len);
+}
+
+/* A Content-Length value: decimal digits only, at most 18 of them (what
+ * the application's side accepts), so that it cannot overflow. */
+static int content_length(swgi_bytes b, apr_off_t *length)
+{
+    apr_off_t n = 0;
+    size_t i;
+
+    if (b.len == 0 || b.len > 18) {
+        return 0;
+    }
+    for (i = 0; i < b.len; i++) {
+        if (!apr_isdigit(b.data[i])) {
+            return 0;
+        }
+        n = n * 10 + (b.data[i] - '0');
+    }
+    *length = n;
+    return 1;
+}
+
 int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
                                const swgi_pair *headers, size_t nheaders)
 {
@@ -122,23 +149,22 @@ int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
     r->status = status;
     r->status_line = apr_pstrmemdup(r->pool, status_line.data, status_line.len);
     for (i = 0; i < nheaders; i++) {
-        const char *name = apr_pstrmemdup(r->pool, headers[i].name.data,
-                                          headers[i].name.len);
-        const char *value = apr_pstrmemdup(r->pool, headers[i].value.data,
-                                           headers[i].value.len);
+        swgi_bytes name = headers[i].name, value = headers[i].value;
 
-        if (!strcasecmp(name, "Content-Type")) {
-            ap_set_content_type(r, value);
+        if (header_is(name, "Content-Type", 12)) {
+            ap_set_content_type(r, apr_pstrmemdup(r->pool, value.data, value.len));
         }
-        else if (!strcasecmp(name, "Content-Length")) {
+        else if (header_is(name, "Content-Length", 14)) {
             apr_off_t length;
 
-            if (apr_strtoff(&length, value, NULL, 10) == APR_SUCCESS && length >= 0) {
+            /* Apache writes the header itself from the number. */
+            if (content_length(value, &length)) {
                 ap_set_content_length(r, length);
             }
         }
         else {
-            apr_table_addn(r->headers_out, name, value);
+            apr_table_addn(r->headers_out, apr_pstrmemdup(r->pool, name.data, name.len),
+                           apr_pstrmemdup(r->pool, value.data, value.len));
         }
     }
     host->started = 1;

@@ -176,6 +176,18 @@ struct Status: Application {
     }
 }
 
+/// Content-Type and Content-Length named in other cases than usual: they
+/// are still Apache's own (the type its filters choose by, the length it
+/// writes), and other names keep the case the application gave them.
+struct HeaderCase: Application {
+    func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
+        try startResponse("200 OK", [("content-TYPE", "application/x-swgi-case"), ("CONTENT-length", "100"),
+                                     ("x-Lower", "kept")])
+        // 100 bytes: mod_deflate leaves smaller responses alone.
+        return [Chunk(String(repeating: "case\n", count: 20))]
+    }
+}
+
 /// Writes through the imperative write() and through swgi.errors.
 struct Writes: Application {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
@@ -365,6 +377,7 @@ func procStatus(_ field: String) -> Int {
 @c(swgi_entry_stream) public func stream() -> UnsafeRawPointer { exportApplication(Stream()) }
 @c(swgi_entry_misbehave) public func misbehave() -> UnsafeRawPointer { exportApplication(Misbehave()) }
 @c(swgi_entry_status) public func status() -> UnsafeRawPointer { exportApplication(Status()) }
+@c(swgi_entry_header_case) public func headerCase() -> UnsafeRawPointer { exportApplication(HeaderCase()) }
 @c(swgi_entry_writes) public func writes() -> UnsafeRawPointer { exportApplication(Writes()) }
 @c(swgi_entry_files) public func files() -> UnsafeRawPointer { exportApplication(Files()) }
 @c(swgi_entry_file_upper) public func fileUpper() -> UnsafeRawPointer { exportApplication(FileUpper()) }

@@ -72,6 +72,10 @@ SWGIAppAlias /lines @ROOT@/apps/libSWGITestApps.so entry=lines
 SWGIAppAlias /stream @ROOT@/apps/libSWGITestApps.so entry=stream
 SWGIAppAlias /misbehave @ROOT@/apps/libSWGITestApps.so entry=misbehave
 SWGIAppAlias /status @ROOT@/apps/libSWGITestApps.so entry=status
+SWGIAppAlias /header-case @ROOT@/apps/libSWGITestApps.so entry=header_case
+<Location /header-case>
+    AddOutputFilterByType DEFLATE application/x-swgi-case
+</Location>
 SWGIAppAlias /writes @ROOT@/apps/libSWGITestApps.so entry=writes
 SWGIAppAlias /chunked @ROOT@/apps/libSWGITestApps.so entry=echo
 SWGIAppAlias /limited @ROOT@/apps/libSWGITestApps.so entry=echo

@@ -1,5 +1,6 @@
 """Responses through Apache: lazy headers, Content-Length, HEAD, streaming,
 close(), 204/304, several applications side by side."""
+import gzip
 import re
 import socket
 import time
@@ -13,6 +14,23 @@ def test_hello_has_content_length(server):
     assert data == b"Hello world!\n"
     assert resp.getheader("Content-Length") == "13"
     assert resp.getheader("Content-Type") == "text/plain"
+
+
+def test_content_type_and_length_in_any_case_are_apaches_own(server):
+    out = raw(server, b"GET /header-case HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    head += b"\r\n"
+    # Written by Apache from the values (ap_set_content_type and
+    # ap_set_content_length), once each, in its own spelling.
+    assert b"\r\nContent-Type: application/x-swgi-case\r\n" in head, head
+    assert b"\r\nContent-Length: 100\r\n" in head, head
+    assert head.lower().count(b"content-type:") == 1 and head.lower().count(b"content-length:") == 1, head
+    assert b"\r\nx-Lower: kept\r\n" in head, head
+    assert body == b"case\n" * 20
+    # A filter chosen by type (AddOutputFilterByType) sees the type.
+    resp, data = get(server, "/header-case", headers={"Accept-Encoding": "gzip"})
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(data) == b"case\n" * 20
 
 
 def test_greetings(server):
