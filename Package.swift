@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "SWGITesting", dependencies: ["SWGI", "SWGIStatic"], swiftSettings: swiftSettings),
         .target(name: "SWGISessions", dependencies: ["SWGI", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
-        .target(name: "SWGIBench", dependencies: ["SWGIBridge"], path: "Tests/Bench", swiftSettings: swiftSettings),
+        .target(name: "SWGIBench", dependencies: ["SWGIBridge", "CSWGIABI"], path: "Tests/Bench", swiftSettings: swiftSettings),
         // scripts/microbench: the hot Swift paths with no server, with allocation counts.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
         .executableTarget(name: "swgi-microbench", dependencies: [

@@ -1,6 +1,10 @@
 // mod_swgi's side of scripts/bench: the same scenarios, the same bytes as
 // the C handler and the WSGI application (apache/bench/).
 import SWGIBridge
+import CSWGIABI
+#if canImport(Glibc)
+import Glibc
+#endif
 internal import _Concurrency
 
 /// What the environ scenario reads.
@@ -83,3 +87,44 @@ struct AsyncBench: AsyncApplication {
 
 @c(swgi_entry_application) public func entry() -> UnsafeRawPointer { exportApplication(Bench()) }
 @c(swgi_entry_async) public func asyncEntry() -> UnsafeRawPointer { exportApplication(AsyncBench()) }
+
+// Not a contestant: hello written straight against the C ABI, with no
+// environ, gateway, validation or objects (scripts/bench --instructions,
+// `floor-hello`). It finds its scenario in PATH_INFO as the applications
+// do, then sets the same head and body. What any Swift bridge over this
+// ABI costs at least, the rest of mod_swgi's cost being the module's C side
+// (the handler, the configuration, the environ's providers).
+private func floorHandle(_ context: UnsafeMutableRawPointer?, _ request: UnsafePointer<swgi_request_v1>?) -> Int32 {
+    guard let request, let callbacks = request.pointee.callbacks else { return 500 }
+    let host = request.pointee.host
+    var path = swgi_bytes(data: nil, len: 0)
+    guard callbacks.pointee.environ_get(host, "PATH_INFO", 9, &path) != 0, let data = path.data else { return 404 }
+    let bytes = UnsafeRawBufferPointer(start: data, count: path.len)
+    let slash = bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
+    guard bytes.count - slash == 5, memcmp(data + slash, "hello", 5) == 0 else { return 404 }
+    let status: StaticString = "200 OK", type: StaticString = "Content-Type", plain: StaticString = "text/plain"
+    let length: StaticString = "Content-Length", thirteen: StaticString = "13", body: StaticString = "Hello world!\n"
+    func bytesOf(_ s: StaticString) -> swgi_bytes {
+        swgi_bytes(data: UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self), len: s.utf8CodeUnitCount)
+    }
+    let rc = withUnsafeTemporaryAllocation(of: swgi_pair.self, capacity: 2) { pairs in
+        pairs[0] = swgi_pair(name: bytesOf(type), value: bytesOf(plain))
+        pairs[1] = swgi_pair(name: bytesOf(length), value: bytesOf(thirteen))
+        return callbacks.pointee.start_response(host, 200, bytesOf(status), pairs.baseAddress, 2)
+    }
+    guard rc == SWGI_OK else { return 500 }
+    let b = bytesOf(body)
+    return callbacks.pointee.write(host, b.data, b.len, 0) == SWGI_OK ? SWGI_DONE : 500
+}
+
+private let floorVersion: StaticString = "floor"
+nonisolated(unsafe) private let floorTable: UnsafeMutablePointer<swgi_app_v1> = {
+    let table = UnsafeMutablePointer<swgi_app_v1>.allocate(capacity: 1)
+    table.initialize(to: swgi_app_v1(
+        abi_version: SWGI_ABI_VERSION, size: UInt32(MemoryLayout<swgi_app_v1>.size),
+        swgi_version: UnsafeRawPointer(floorVersion.utf8Start).assumingMemoryBound(to: CChar.self),
+        context: nil, handle: floorHandle, flags: SWGI_APP_LAZY_ENVIRON, handle_async: nil))
+    return table
+}()
+
+@c(swgi_entry_floor) public func floorEntry() -> UnsafeRawPointer { UnsafeRawPointer(floorTable) }
