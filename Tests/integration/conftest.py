@@ -213,6 +213,10 @@ Listen 127.0.0.1:@PORT2@
     ServerAlias cd.test
     UseCanonicalName On
 </VirtualHost>
+# mod_wsgi, the reference of the environ tests, keeps its interpreter at a
+# child's exit: Python 3.11's finalization there waits on the threads of
+# event and worker children until Apache kills them, 10 s later.
+WSGIDestroyInterpreter Off
 <VirtualHost 127.0.0.1:@PORT2@>
     ServerName wsgi.test
     Timeout 3
