@@ -87,13 +87,10 @@ public struct ResponseHead: Sendable {
         status = try Self.parseStatus(statusLine)
         self.statusLine = statusLine
         var length: Int?
-        for (name, value) in headers {
-            try Self.validateHeader(name: name, value: value)
-            if Self.equalsIgnoringCase(name, "content-length") {
-                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      let n = Int(value) else {
-                    throw SWGIError(.invalidHeader, "invalid Content-Length value \(Self.quoted(value))")
-                }
+        // Borrowed in place: no copy (and retain) of each pair's strings.
+        try headers.withUnsafeBufferPointer { pairs in
+            for i in pairs.indices {
+                guard let n = try Self.validateHeader(name: pairs[i].0, value: pairs[i].1) else { continue }
                 if let length, length != n {
                     throw SWGIError(.invalidHeader, "conflicting Content-Length headers")
                 }
@@ -130,45 +127,79 @@ public struct ResponseHead: Sendable {
 
     private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
-    /// Hop-by-hop headers, and Status, which an application may not set.
-    static let forbidden = [
+    /// Hop-by-hop headers, and Status, which an application may not set
+    /// (lower case).
+    static let forbidden: [StaticString] = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "status",
     ]
 
-    static func validateHeader(name: String, value: String) throws {
-        guard !name.isEmpty, allBytes(of: name, satisfy: isTokenByte) else {
+    /// Checks one header; returns its value as a number when it is
+    /// `Content-Length`, else nil. One pass over each string's bytes, in place.
+    static func validateHeader(name: String, value: String) throws -> Int? {
+        try withBytes(of: name) { n in
+            try withBytes(of: value) { v in try validateHeader(name: n, value: v, name, value) }
+        }
+    }
+
+    private static func validateHeader(name n: UnsafeBufferPointer<UInt8>, value v: UnsafeBufferPointer<UInt8>,
+                                       _ name: String, _ value: String) throws -> Int? {
+        var token = !n.isEmpty
+        for c in n where !isTokenByte(c) {
+            token = false
+            break
+        }
+        guard token else {
             throw SWGIError(.invalidHeader, "invalid header name \(quoted(name))")
         }
-        // Only names of a forbidden name's length are compared.
-        switch name.utf8.count {
+        for c in v where (c < 0x20 && c != 0x09) || c == 0x7F {
+            throw SWGIError(.invalidHeader, "invalid value for header \(quoted(name)): control character \(hex(c)) (CR, LF and other control characters are not allowed)")
+        }
+        // Only names of a forbidden name's length (or Content-Length's) are compared.
+        switch n.count {
+        case 14:
+            guard equalsLowercase(n, "content-length") else { return nil }
+            var number = 0
+            guard !v.isEmpty, v.count <= 18 else { throw invalidLength(value) }
+            for c in v {
+                guard c >= 0x30 && c <= 0x39 else { throw invalidLength(value) }
+                number = number * 10 + Int(c - 0x30)
+            }
+            return number
         case 2, 6, 7, 8, 10, 17, 18, 19:
-            for other in forbidden where equalsIgnoringCase(name, other) {
-                if other == "status" {
+            for other in forbidden where equalsLowercase(n, other) {
+                if other.utf8CodeUnitCount == 6 {  // status
                     throw SWGIError(.invalidHeader, "header \"Status\" is not allowed: pass the status to startResponse")
                 }
                 throw SWGIError(.invalidHeader, "hop-by-hop header \(quoted(name)) is the server's to set, not the application's")
             }
+            return nil
         default:
-            break
-        }
-        if !allBytes(of: value, satisfy: { c in (c >= 0x20 || c == 0x09) && c != 0x7F }) {
-            let c = value.utf8.first { c in (c < 0x20 && c != 0x09) || c == 0x7F }!
-            throw SWGIError(.invalidHeader, "invalid value for header \(quoted(name)): control character \(hex(c)) (CR, LF and other control characters are not allowed)")
+            return nil
         }
     }
 
-    /// Whether every UTF-8 byte of `s` satisfies `test` (a tight loop over
-    /// the string's own storage where it has one).
+    private static func invalidLength(_ value: String) -> SWGIError {
+        SWGIError(.invalidHeader, "invalid Content-Length value \(quoted(value))")
+    }
+
+    /// The UTF-8 of `s`, in place where the string has contiguous storage.
     @inline(__always)
-    static func allBytes(of s: String, satisfy test: (UInt8) -> Bool) -> Bool {
-        if let result = s.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
-            for c in bytes where !test(c) { return false }
-            return true
-        }) {
-            return result
-        }
-        return s.utf8.allSatisfy(test)
+    static func withBytes<R>(of s: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) throws -> R {
+        if let result = try s.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = s  // a string without contiguous UTF-8 (bridged)
+        return try copy.withUTF8(body)
+    }
+
+    /// Whether the token `name` is `lower` (ASCII lower case letters and
+    /// `-`) ignoring case. Setting bit 5 maps only `A-Z` onto `a-z` among
+    /// token characters, and leaves `-` as it is.
+    @inline(__always)
+    static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lower: StaticString) -> Bool {
+        guard name.count == lower.utf8CodeUnitCount else { return false }
+        let l = lower.utf8Start
+        for i in 0..<name.count where name[i] | 0x20 != l[i] { return false }
+        return true
     }
 
     /// Whether `c` is a token character of RFC 9110: letters, digits and

@@ -34,6 +34,38 @@ import Testing
         #expect(head.value(of: "content-type") == "text/plain")
     }
 
+    @Test(arguments: ["connection", "KEEP-ALIVE", "Proxy-Authenticate", "proxy-AUTHORIZATION", "te", "Te",
+                      "Trailer", "TRAILERS", "transfer-encoding", "UpGrade", "STATUS", "status"])
+    func forbiddenNamesInAnyCase(_ name: String) {
+        #expect(throws: SWGIError.self) { try ResponseHead(status: "200 OK", headers: [(name, "x")]) }
+    }
+
+    // Names of a forbidden name's length (or Content-Length's) that differ
+    // in one character, including token characters one bit away from a
+    // letter or from `-` (`^` is `~` less bit 5, `-` is `\r` plus it).
+    @Test(arguments: ["Connectioo", "Keep_Alive", "Keep^Alive", "T~", "T^", "Trailerz", "Statu5", "Upgrad3",
+                      "X-Content-Type", "Content_Length", "Content-Lengti", "ContentXLength", "Transfer-Encodin9",
+                      "Proxy-Authorizatio", "Proxy-Authenticat3", "Content-Lengthy"])
+    func nearMissesAreOrdinaryHeaders(_ name: String) throws {
+        let head = try ResponseHead(status: "200 OK", headers: [(name, "x")])
+        #expect(head.contentLength == nil)
+        #expect(head.headers.first?.0 == name)
+    }
+
+    @Test func contentLengthInAnyCaseUpTo18Digits() throws {
+        #expect(try ResponseHead(status: "200 OK", headers: [("CONTENT-length", "0")]).contentLength == 0)
+        let most = String(repeating: "9", count: 18)
+        #expect(try ResponseHead(status: "200 OK", headers: [("content-Length", most)]).contentLength == Int(most))
+        #expect(throws: SWGIError.self) {
+            try ResponseHead(status: "200 OK", headers: [("Content-Length", most + "9")])
+        }
+        #expect(throws: SWGIError.self) {
+            try ResponseHead(status: "200 OK", headers: [("Content-Length", " 1")])
+        }
+        let same = try ResponseHead(status: "200 OK", headers: [("Content-Length", "7"), ("content-length", "007")])
+        #expect(same.contentLength == 7)
+    }
+
     @Test func conflictingContentLengths() {
         #expect(throws: SWGIError.self) {
             try ResponseHead(status: "200 OK", headers: [("Content-Length", "1"), ("content-length", "2")])
