@@ -117,8 +117,9 @@ final class ClosureReporter: GatewayReporter {
     var applicationName: String { name() }
 }
 
-/// The state of one response: what was started, what was sent.
-final class Response {
+/// The state of one response: what was started, what was sent. It is
+/// also what the writers `startResponse` returns write to.
+final class Response: WriterSink {
     let transport: any ResponseTransport
     let reporter: any GatewayReporter
     var name: String { reporter.applicationName }
@@ -136,6 +137,7 @@ final class Response {
         self.transport = transport
         self.reporter = reporter
         self.environ = environ
+        super.init()
     }
 
     func log(_ level: LogLevel, _ message: String) {
@@ -161,9 +163,18 @@ final class Response {
             if headSent { throw excInfo }
         }
         head = try ResponseHead(status: status, headers: headers)
-        let paced: (() async throws -> Void)? =
-            if transport.queuesOutput { { try await self.awaitRoom() } } else { nil }
-        return Writer({ chunk in _ = try self.write(chunk, flush: true) }, paced: paced)
+        executor = RequestExecutor.current
+        return Writer(self)
+    }
+
+    /// A writer's chunk: sent at once.
+    override func write(_ chunk: Chunk) throws {
+        _ = try write(chunk, flush: true)
+    }
+
+    /// After a writer's awaited chunk: room on a transport that queues.
+    override func paced() async throws {
+        try await awaitRoom()
     }
 
     /// Sends every chunk of `body`, each before the next is asked for.
