@@ -19,12 +19,13 @@ public struct Environ {
     /// Everything, in one object shared by copies until one of them changes
     /// (copy on write): passing an environ along costs one reference.
     private final class Storage {
+        /// The variables as the server received them; `nil` for an environ
+        /// made from a dictionary. Counted as one of the source's readers
+        /// while this storage lives.
+        let source: EnvironSource?
         // Read on every lookup; changed only through `unique` (copy on
         // write), so no access can overlap a change: the runtime's dynamic
-        // exclusivity check (a call per lookup) is left out for these two.
-        /// The variables as the server received them; `nil` for an environ
-        /// made from a dictionary.
-        @exclusivity(unchecked) var source: EnvironSource?
+        // exclusivity check (a call per lookup) is left out.
         /// Changes made to this copy: values set, keys removed.
         @exclusivity(unchecked) var changes: [String: Change]
         /// `swgi.input` and `swgi.errors`, once made (see `host`).
@@ -56,6 +57,11 @@ public struct Environ {
             self.multiprocess = multiprocess
             self.runOnce = runOnce
             self.fileWrapper = fileWrapper
+            source?.readers.add(1, ordering: .sequentiallyConsistent)
+        }
+
+        deinit {
+            source?.readers.subtract(1, ordering: .sequentiallyConsistent)
         }
 
         // Read by the environ's getters: made on first use, then kept (a
@@ -270,11 +276,11 @@ public struct Environ {
     /// and if so gives the source a copy of the variables that outlives the
     /// request.
     public mutating func sharedSource() -> EnvironSource? {
-        guard storage.source != nil else { return nil }
-        if isKnownUniquelyReferenced(&storage) && isKnownUniquelyReferenced(&storage.source!) {
+        guard let source = storage.source else { return nil }
+        if isKnownUniquelyReferenced(&storage) && source.readers.load(ordering: .sequentiallyConsistent) == 1 {
             return nil
         }
-        return storage.source
+        return source
     }
 
     public var requestMethod: String { self["REQUEST_METHOD"] ?? "GET" }

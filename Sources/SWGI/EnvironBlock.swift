@@ -1,3 +1,5 @@
+internal import Synchronization
+
 /// Where the variables of an ``Environ`` come from: what a server received
 /// for one request, looked up by name when the application asks. Servers
 /// subclass it (``EnvironBlock`` is the one that owns its bytes);
@@ -8,6 +10,12 @@
 /// protocol, so that a host can ask whether the environ was kept: see
 /// ``Environ/sharedSource()``.)
 open class EnvironSource: @unchecked Sendable {
+    /// How many environs read this source: the one a server made, and each
+    /// copy made when a shared environ was changed (copy on write) while it
+    /// lives. (Counted, not asked of the reference count: the source may be
+    /// an object the server holds for other reasons too.)
+    let readers = Atomic<Int>(0)
+
     public init() {}
 
     /// The value of `key` decoded as UTF-8 (U+FFFD for invalid bytes).

@@ -103,7 +103,7 @@ nonisolated(unsafe) private let libraryVersionCString: UnsafePointer<CChar> = {
 func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
-    let host = HostConnection(host: req.host, callbacks: callbacks)
+    let host = HostConnection(req, callbacks: callbacks)
     var environ = requestEnviron(req, host)
     let outcome = validates(req, environ)
         ? runValidated(app, environ, host)
@@ -125,7 +125,7 @@ private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ host: 
 func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
-    let host = HostConnection(host: req.host, callbacks: callbacks)
+    let host = HostConnection(req, callbacks: callbacks)
     let executor = RequestExecutor.forCurrentThread()
     host.requestExecutor = executor
     // The task has the environ while it runs; this thread looks at it again
@@ -156,7 +156,7 @@ func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<sw
                                            _ done: DoneFunction) -> Int32 {
     let req = request.pointee
     guard let callbacks = req.callbacks, HostConnection.servesOnEventLoop(callbacks) else { return 500 }
-    let host = HostConnection(host: req.host, callbacks: callbacks, onEventLoop: true)
+    let host = HostConnection(req, callbacks: callbacks, onEventLoop: true)
     let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
     host.requestExecutor = executor
     let shared = SharedRequest(requestEnviron(req, host))
@@ -205,14 +205,10 @@ private func runValidated<A: AsyncApplication>(_ app: A, _ environ: Environ,
     await Gateway.run(async: Validator(app), environ: environ, transport: host, reporter: host)
 }
 
-/// The request's environ over the host's variables. The environ is its
-/// source's only owner (unless the application keeps it): the host holds
-/// the source unowned, to name the application in log lines.
+/// The request's environ over the host's variables (the host is their source).
 private func requestEnviron(_ req: swgi_request_v1, _ host: HostConnection) -> Environ {
-    let source = RequestEnviron(host: host, pairs: req.environ, count: req.environ_count)
-    host.environSource = source
-    return Environ(
-        source: source,
+    Environ(
+        source: host,
         host: host,
         multithread: req.flags & SWGI_FLAG_MULTITHREAD != 0,
         multiprocess: req.flags & SWGI_FLAG_MULTIPROCESS != 0,
@@ -224,8 +220,8 @@ private func requestEnviron(_ req: swgi_request_v1, _ host: HostConnection) -> E
 /// Ends the request on the host's side: an environ the application kept gets
 /// its own copy of the host's values, then nothing more reaches the host.
 private func endRequest(_ environ: inout Environ, _ host: HostConnection) {
-    if let source = environ.sharedSource() as? RequestEnviron {
-        source.keepAfterRequest()
+    if environ.sharedSource() != nil {
+        host.keepAfterRequest()
     }
     host.close()
 }

@@ -8,12 +8,23 @@ import Glibc
 
 /// The host's side of one request, seen from Swift: the request body
 /// (`InputSource`), the response (`ResponseTransport`), the log and the
-/// environ variables.
+/// environ variables (the request's `EnvironSource`: one object a request
+/// for all of them).
 ///
 /// The host's callbacks may be used from any thread while `handle()` runs,
 /// but never two at once (swgi_abi.h): every call into the host holds
 /// `state`'s lock, and after `close()` (when `handle()` returns) none is made.
-final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @unchecked Sendable {
+///
+/// The environ's variables are read from the host as the application asks:
+/// nothing is copied or decoded until it asks for a key. Two kinds of host:
+/// one that passes the pairs with the request (read in place), and one that
+/// computes a variable when asked (mod_swgi, through `environ_get`; the
+/// whole environ only through `environ_all`). Either way the variables live
+/// in the host's request (Apache's request pool), so they are read only
+/// while the request runs, under the lock. An application that keeps the
+/// environ past the request gets a copy, made by ``keepAfterRequest()``
+/// before the request ends.
+final class HostConnection: EnvironSource, RequestHost, ResponseTransport, GatewayReporter, @unchecked Sendable {
     private let host: UnsafeMutableRawPointer?
     private let callbacks: UnsafePointer<swgi_host_v1>
     /// What the lock guards. A futex word held in the object: taking it is
@@ -31,16 +42,22 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
     /// A host that serves on an event loop (handle_async): its reads and
     /// writes never wait; the task awaits its wait_readable/wait_writable.
     let onEventLoop: Bool
-    /// The request's variables, to name the application in log lines: set
-    /// once, before the application runs. Unowned: the environ must stay
-    /// its only owner (see `Environ.sharedSource()`); the gateway, which
-    /// alone asks for the name, holds the environ meanwhile.
-    unowned(safe) var environSource: RequestEnviron?
+    /// The environ pairs the host passed with the request, if it did.
+    private let pairs: UnsafePointer<swgi_pair>?
+    private let count: Int
+    /// Whether the host computes variables when asked.
+    private let asksHost: Bool
+    /// The variables' copy made for after the request (under the lock).
+    @exclusivity(unchecked) private var kept: EnvironBlock?
 
-    init(host: UnsafeMutableRawPointer?, callbacks: UnsafePointer<swgi_host_v1>, onEventLoop: Bool = false) {
-        self.host = host
+    init(_ request: swgi_request_v1, callbacks: UnsafePointer<swgi_host_v1>, onEventLoop: Bool = false) {
+        self.host = request.host
         self.callbacks = callbacks
         self.onEventLoop = onEventLoop
+        pairs = request.environ
+        count = request.environ == nil ? 0 : request.environ_count
+        asksHost = request.environ == nil && Self.hasEnvironCallbacks(callbacks)
+        super.init()
     }
 
     /// Runs `body` holding the lock, if the request is still running.
@@ -71,8 +88,8 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
     }
 
     /// Whether the host computes environ variables when asked.
-    var hasEnvironCallbacks: Bool {
-        Self.has(callbacks, \.environ_all) && callbacks.pointee.environ_get != nil && callbacks.pointee.environ_all != nil
+    private static func hasEnvironCallbacks(_ callbacks: UnsafePointer<swgi_host_v1>) -> Bool {
+        has(callbacks, \.environ_all) && callbacks.pointee.environ_get != nil && callbacks.pointee.environ_all != nil
     }
 
     /// Whether the host's table (built at its `size`) reaches `field`.
@@ -84,6 +101,81 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
     static func servesOnEventLoop(_ callbacks: UnsafePointer<swgi_host_v1>) -> Bool {
         has(callbacks, \.wait_writable) && callbacks.pointee.schedule != nil
             && callbacks.pointee.wait_readable != nil && callbacks.pointee.wait_writable != nil
+    }
+
+    // MARK: the environ's variables (EnvironSource)
+
+    /// Runs `body` while the request runs (lock held), else asks the kept copy.
+    private func read<R>(_ body: () -> R, afterwards: (EnvironBlock) -> R) -> R? {
+        withLock { running in
+            if let kept { return afterwards(kept) }
+            guard running else { return nil }
+            return body()
+        }
+    }
+
+    /// The bytes of `key`'s value (lock held, request running).
+    private func withValue<R>(of key: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        if asksHost {
+            guard let value = environValueLocked(key) else { return nil }
+            return body(value.bytes)
+        }
+        let all = UnsafeBufferPointer(start: pairs, count: count)
+        var key = key
+        return key.withUTF8 { k -> R? in
+            for pair in all where pair.name.len == k.count {
+                if k.isEmpty || memcmp(pair.name.data, k.baseAddress!, k.count) == 0 {
+                    return body(pair.value.bytes)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Every pair (lock held, request running).
+    private func allPairs() -> UnsafeBufferPointer<swgi_pair> {
+        asksHost ? environAllLocked() : UnsafeBufferPointer(start: pairs, count: count)
+    }
+
+    override func string(for key: String) -> String? {
+        read({ withValue(of: key) { String(utf8Repairing: $0) } },
+             afterwards: { $0.string(for: key) }) ?? nil
+    }
+
+    override func bytes(for key: String) -> [UInt8]? {
+        read({ withValue(of: key) { Array($0) } }, afterwards: { $0.bytes(for: key) }) ?? nil
+    }
+
+    override func dictionary() -> [String: String] {
+        read({ Self.copy(allPairs()).dictionary() }, afterwards: { $0.dictionary() }) ?? [:]
+    }
+
+    override func undecodableKeys() -> [String] {
+        read({ Self.copy(allPairs()).undecodableKeys() }, afterwards: { $0.undecodableKeys() }) ?? []
+    }
+
+    /// Gives the environ a copy of its variables that outlives the request.
+    /// Called in the request's last moments.
+    func keepAfterRequest() {
+        withLock { running in
+            if running && kept == nil {
+                kept = Self.copy(allPairs())
+            }
+        }
+    }
+
+    /// The pairs copied into a block of their own.
+    private static func copy(_ pairs: UnsafeBufferPointer<swgi_pair>) -> EnvironBlock {
+        var byteCount = 0
+        for pair in pairs {
+            byteCount += pair.name.bytes.count + pair.value.bytes.count
+        }
+        return EnvironBlock(capacity: pairs.count, byteCount: byteCount) { builder in
+            for pair in pairs {
+                builder.append(name: UnsafeRawBufferPointer(pair.name.bytes),
+                               value: UnsafeRawBufferPointer(pair.value.bytes))
+            }
+        }
     }
 
     /// One environ variable from the host (the caller holds the lock, and
@@ -124,25 +216,26 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
 
     func sendHead(_ head: ResponseHead) throws {
         // The strings are copied into one scratch buffer (on the stack when
-        // small) so that the pairs can point into it for the call.
-        var byteCount = head.statusLine.utf8.count
-        for (name, value) in head.headers {
-            byteCount += name.utf8.count + value.utf8.count
-        }
-        let rc = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: byteCount) { bytes in
-            withUnsafeTemporaryAllocation(of: swgi_pair.self, capacity: head.headers.count) { pairs in
-                var used = 0
-                let status = HostConnection.put(head.statusLine, into: bytes, at: &used)
-                var i = 0
-                for (name, value) in head.headers {
-                    let n = HostConnection.put(name, into: bytes, at: &used)
-                    pairs[i] = swgi_pair(name: n, value: HostConnection.put(value, into: bytes, at: &used))
-                    i += 1
+        // small) so that the pairs can point into it for the call; the
+        // header pairs are read in place (borrowed, not copied and retained).
+        let rc = head.headers.withUnsafeBufferPointer { headers in
+            var byteCount = head.statusLine.utf8.count
+            for i in headers.indices {
+                byteCount += headers[i].0.utf8.count + headers[i].1.utf8.count
+            }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: byteCount) { bytes in
+                withUnsafeTemporaryAllocation(of: swgi_pair.self, capacity: headers.count) { pairs in
+                    var used = 0
+                    let status = HostConnection.put(head.statusLine, into: bytes, at: &used)
+                    for i in headers.indices {
+                        let name = HostConnection.put(headers[i].0, into: bytes, at: &used)
+                        pairs[i] = swgi_pair(name: name, value: HostConnection.put(headers[i].1, into: bytes, at: &used))
+                    }
+                    return locked {
+                        callbacks.pointee.start_response(host, Int32(head.status), status,
+                                                         pairs.baseAddress, headers.count)
+                    } ?? SWGI_ECLIENT
                 }
-                return locked {
-                    callbacks.pointee.start_response(host, Int32(head.status), status,
-                                                     pairs.baseAddress, head.headers.count)
-                } ?? SWGI_ECLIENT
             }
         }
         try check(rc)
@@ -215,9 +308,7 @@ final class HostConnection: RequestHost, ResponseTransport, GatewayReporter, @un
 
     /// The application's file, for log lines.
     var applicationName: String {
-        guard let source = environSource else { return "(unnamed)" }
-        return source.string(for: "mod_swgi.application_path") ?? source.string(for: "SCRIPT_FILENAME")
-            ?? "(unnamed)"
+        string(for: "mod_swgi.application_path") ?? string(for: "SCRIPT_FILENAME") ?? "(unnamed)"
     }
 
     // MARK: a host on an event loop
@@ -308,4 +399,12 @@ private let jobTrampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = {
     guard let arg else { return }
     let scheduled = Unmanaged<ScheduledJob>.fromOpaque(arg).takeRetainedValue()
     scheduled.executor.runJob(scheduled.job)
+}
+
+extension swgi_bytes {
+    /// The bytes.
+    var bytes: UnsafeBufferPointer<UInt8> {
+        guard let data else { return UnsafeBufferPointer(start: nil, count: 0) }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: len)
+    }
 }

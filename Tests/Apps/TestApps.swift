@@ -228,8 +228,10 @@ struct FileUpper: Application {
 
 /// Keeps the environ of a `?keep` request past the request's end; a later
 /// request on the same connection (so the same process) shows what the kept
-/// copy still says. `?thread` reads the environ and the body on another
-/// thread while the request runs.
+/// copy still says. `?keepcopy` keeps only a changed copy (middleware's
+/// way: the request's own environ is dropped, its variables still read by
+/// the copy). `?thread` reads the environ and the body on another thread
+/// while the request runs.
 struct Kept: Application {
     nonisolated(unsafe) static var kept: Environ?
 
@@ -238,6 +240,11 @@ struct Kept: Application {
         switch environ.queryString {
         case "keep":
             Kept.kept = environ
+            lines.append("kept")
+        case "keepcopy":
+            var copy = environ
+            copy["HTTP_X_CHANGED"] = "changed"
+            Kept.kept = copy
             lines.append("kept")
         case "thread":
             nonisolated(unsafe) var seen = ""
@@ -251,6 +258,7 @@ struct Kept: Application {
             lines.append(kept?["PATH_TRANSLATED"] ?? "-")
             lines.append(kept?["PATH_INFO"] ?? "-")
             lines.append(kept?["HTTP_X_KEPT"] ?? "-")
+            lines.append(kept?["HTTP_X_CHANGED"] ?? "-")
             lines.append(String(kept?.variables.count ?? 0))
         }
         try startResponse("200 OK", [("Content-Type", "text/plain")])

@@ -95,6 +95,36 @@ import Testing
         fresh.flushErrors()
         #expect((fresh.errors === changed.errors))
     }
+
+    /// What a host asks at the end of a request: does anything still read
+    /// the request's variables? The source here is also held elsewhere (as
+    /// the bridge's host holds itself), so only environs count.
+    @Test func sharedSourceCountsTheEnvironsThatReadIt() {
+        func made(_ source: EnvironSource) -> Environ {
+            Environ(source: source, host: LazyHost(""), multithread: false, multiprocess: false, runOnce: false,
+                    fileWrapper: nil)
+        }
+        let one = EnvironSource(), two = EnvironSource(), three = EnvironSource()
+        var alone = made(one)
+        #expect(alone.sharedSource() == nil)
+
+        var kept = made(two)
+        let copy = kept  // the same storage, kept
+        #expect(kept.sharedSource() === two)
+        _ = copy
+
+        var original = made(three)
+        var changed: Environ? = original
+        changed?["X"] = "1"  // a storage of its own, reading the same source
+        #expect(original.sharedSource() === three)
+        changed = nil  // dropped: nothing else reads it
+        #expect(original.sharedSource() == nil)
+        _ = changed
+        #expect(alone.sharedSource() == nil)  // the others' environs are not its readers
+
+        var fromDictionary = Environ(variables: ["A": "1"])
+        #expect(fromDictionary.sharedSource() == nil)
+    }
 }
 
 @Suite struct QueryParametersTests {

@@ -5,6 +5,8 @@ import json
 import ssl
 import http.client
 
+import pytest
+
 from client import environ, get, request
 
 # Keys that differ between the two vhosts by construction (host name, file,
@@ -274,15 +276,18 @@ def test_fast_environ_equals_apaches_own_under_https(server):
     assert envs[0] == envs[1]
 
 
-def test_kept_environ_keeps_its_deferred_values(server):
+@pytest.mark.parametrize("keep,changed", [("keep", "-"), ("keepcopy", "changed")])
+def test_kept_environ_keeps_its_deferred_values(server, keep, changed):
+    """The environ itself kept, or (keepcopy) only a changed copy of it, the
+    request's own environ dropped: either way its values outlive the request."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request("GET", "/kept/some/where?keep", headers={"X-Kept": "yes"})
+    conn.request("GET", "/kept/some/where?" + keep, headers={"X-Kept": "yes"})
     assert conn.getresponse().read() == b"kept\n"
     conn.request("GET", "/kept?show")
-    translated, path_info, header, count = conn.getresponse().read().decode().splitlines()
+    translated, path_info, header, change, count = conn.getresponse().read().decode().splitlines()
     conn.close()
     assert translated.endswith("/some/where") and path_info == "/some/where"
-    assert header == "yes" and int(count) > 20
+    assert header == "yes" and change == changed and int(count) > 20
 
 
 def test_environ_and_input_from_another_thread(server):
