@@ -139,8 +139,7 @@ public struct ResponseHead: Sendable {
     }
 
     static func parseStatus(_ status: String) throws -> Int {
-        var status = status
-        return try status.withUTF8 { u in
+        try withBytes(of: status) { u in
             guard u.count >= 5, u[3] == UInt8(ascii: " "), isDigit(u[0]), isDigit(u[1]), isDigit(u[2]),
                   u[0] != 0x30 else {
                 throw SWGIError(.invalidStatus, "invalid status \(quoted(String(decoding: u, as: UTF8.self))): expected a three-digit code, a space and a reason, like \"200 OK\"")
