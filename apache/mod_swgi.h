@@ -156,6 +156,7 @@ typedef struct {
     const char *process_group;  /* mod_swgi.process_group: "" when embedded */
     int apache;                 /* Apache's own functions build it */
     const char **computed;      /* each provider's value, once known */
+    apr_uint64_t known;         /* bit i: computed[i] is known */
     const swgi_pair *all;       /* the whole environ, once built */
     size_t all_count;
 } swgi_environ_t;

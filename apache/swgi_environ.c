@@ -328,22 +328,20 @@ void swgi_environ_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-/* A provider's value, computed once per request (NOT_YET until then). */
-static const char not_yet[] = "";
-#define NOT_YET not_yet
+/* A provider's value, computed once per request: bit i of env->known says
+ * whether computed[i] holds it (so the array needs no filling first). */
+_Static_assert(NPROVIDERS <= 64, "one bit of swgi_environ_t.known per provider");
 
 static const char *provide(swgi_environ_t *env, apr_size_t i)
 {
-    apr_size_t j;
+    apr_uint64_t bit = (apr_uint64_t)1 << i;
 
-    if (!env->computed) {
-        env->computed = apr_palloc(env->r->pool, NPROVIDERS * sizeof(const char *));
-        for (j = 0; j < NPROVIDERS; j++) {
-            env->computed[j] = NOT_YET;
+    if (!(env->known & bit)) {
+        if (!env->computed) {
+            env->computed = apr_palloc(env->r->pool, NPROVIDERS * sizeof(const char *));
         }
-    }
-    if (env->computed[i] == NOT_YET) {
         env->computed[i] = providers[i].fn(env);
+        env->known |= bit;
     }
     return env->computed[i];
 }
