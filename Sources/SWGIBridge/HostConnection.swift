@@ -138,8 +138,14 @@ final class HostConnection: EnvironSource, RequestHost, ResponseTransport, Gatew
     }
 
     override func string(for key: String) -> String? {
-        read({ withValue(of: key) { String(utf8Repairing: $0) } },
-             afterwards: { $0.string(for: key) }) ?? nil
+        // The common lookup written out: one lock, the key's bytes in place.
+        state.withLock { state -> String? in
+            if let kept { return kept.string(for: key) }
+            guard !state.closed else { return nil }
+            guard asksHost else { return withValue(of: key) { String(utf8Repairing: $0) } }
+            guard let value = environValueLocked(key) else { return nil }
+            return String(utf8Repairing: value.bytes)
+        }
     }
 
     override func bytes(for key: String) -> [UInt8]? {
@@ -182,13 +188,20 @@ final class HostConnection: EnvironSource, RequestHost, ResponseTransport, Gatew
     /// the request is running).
     func environValueLocked(_ name: String) -> swgi_bytes? {
         var value = swgi_bytes(data: nil, len: 0)
-        var key = name
-        let found = key.withUTF8 { utf8 in
+        let found = Self.withBytes(of: name) { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { p in
                 callbacks.pointee.environ_get(host, p.baseAddress, p.count, &value)
             }
         }
         return found != 0 ? value : nil
+    }
+
+    /// The UTF-8 of `s`, in place where the string has contiguous storage.
+    @inline(__always)
+    private static func withBytes<R>(of s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = s.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = s  // a string without contiguous UTF-8 (bridged)
+        return copy.withUTF8(body)
     }
 
     /// Every environ variable from the host (lock held, request running).
