@@ -103,7 +103,16 @@ nonisolated(unsafe) private let libraryVersionCString: UnsafePointer<CChar> = {
 func serve<A: Application>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
     let req = request.pointee
     guard let callbacks = req.callbacks else { return 500 }
-    let host = HostConnection(req, callbacks: callbacks)
+    var host = HostConnection.forRequest(req, callbacks: callbacks)
+    let result = serve(app, req, host)
+    HostConnection.recycle(&host)
+    return result
+}
+
+/// The request's own part: its environ ends here, before the connection is
+/// offered for reuse (not inlined, so that nothing of it outlives the call).
+@inline(never)
+private func serve<A: Application>(_ app: A, _ req: swgi_request_v1, _ host: HostConnection) -> Int32 {
     var environ = requestEnviron(req, host)
     let outcome = validates(req, environ)
         ? runValidated(app, environ, host)
@@ -123,9 +132,19 @@ private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ host: 
 /// Serves one request to an async application: the same environ and
 /// response as ``serve(_:_:)``, the application run as a task on this thread.
 func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+    guard let callbacks = request.pointee.callbacks else { return 500 }
+    var host = HostConnection.forRequest(request.pointee, callbacks: callbacks)
+    let result = serveAsync(app, request, host)
+    HostConnection.recycle(&host)
+    return result
+}
+
+/// The request's own part (see `serve`): a task left behind at a timeout
+/// still holds the connection, which is then not reused.
+@inline(never)
+private func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>,
+                                             _ host: HostConnection) -> Int32 {
     let req = request.pointee
-    guard let callbacks = req.callbacks else { return 500 }
-    let host = HostConnection(req, callbacks: callbacks)
     let executor = RequestExecutor.forCurrentThread()
     host.requestExecutor = executor
     // The task has the environ while it runs; this thread looks at it again

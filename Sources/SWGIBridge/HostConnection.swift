@@ -24,9 +24,15 @@ import Glibc
 /// while the request runs, under the lock. An application that keeps the
 /// environ past the request gets a copy, made by ``keepAfterRequest()``
 /// before the request ends.
+///
+/// A request thread keeps its last connection for its next request when
+/// nothing else holds it at the end (``forRequest(_:callbacks:)`` and
+/// ``recycle(_:)``): one allocation and teardown a request fewer. The
+/// request's values below are set before the request runs and stay put
+/// while it runs (so the runtime's exclusivity checks are left out).
 final class HostConnection: EnvironSource, RequestHost, ResponseTransport, GatewayReporter, @unchecked Sendable {
-    private let host: UnsafeMutableRawPointer?
-    private let callbacks: UnsafePointer<swgi_host_v1>
+    @exclusivity(unchecked) private var host: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var callbacks: UnsafePointer<swgi_host_v1>
     /// What the lock guards. A futex word held in the object: taking it is
     /// a compare-and-swap when nobody waits (a pthread mutex would be one
     /// more allocation a request, and a library call each time).
@@ -43,10 +49,10 @@ final class HostConnection: EnvironSource, RequestHost, ResponseTransport, Gatew
     /// writes never wait; the task awaits its wait_readable/wait_writable.
     let onEventLoop: Bool
     /// The environ pairs the host passed with the request, if it did.
-    private let pairs: UnsafePointer<swgi_pair>?
-    private let count: Int
+    @exclusivity(unchecked) private var pairs: UnsafePointer<swgi_pair>?
+    @exclusivity(unchecked) private var count: Int
     /// Whether the host computes variables when asked.
-    private let asksHost: Bool
+    @exclusivity(unchecked) private var asksHost: Bool
     /// The variables' copy made for after the request (under the lock).
     @exclusivity(unchecked) private var kept: EnvironBlock?
 
@@ -58,6 +64,32 @@ final class HostConnection: EnvironSource, RequestHost, ResponseTransport, Gatew
         count = request.environ == nil ? 0 : request.environ_count
         asksHost = request.environ == nil && Self.hasEnvironCallbacks(callbacks)
         super.init()
+    }
+
+    /// A connection for a request on this thread (not on an event loop):
+    /// the one its last request left for it, else a new one.
+    static func forRequest(_ request: swgi_request_v1, callbacks: UnsafePointer<swgi_host_v1>) -> HostConnection {
+        guard let stored = pthread_getspecific(spareKey) else { return HostConnection(request, callbacks: callbacks) }
+        pthread_setspecific(spareKey, nil)
+        let connection = Unmanaged<HostConnection>.fromOpaque(stored).takeRetainedValue()
+        connection.host = request.host
+        connection.callbacks = callbacks
+        connection.pairs = request.environ
+        connection.count = request.environ == nil ? 0 : request.environ_count
+        connection.asksHost = request.environ == nil && hasEnvironCallbacks(callbacks)
+        connection.kept = nil
+        connection.state.withLock { $0 = State() }
+        return connection
+    }
+
+    /// The request is over (closed): keeps the connection for this thread's
+    /// next request if nothing else holds it (an environ, stream or task the
+    /// application kept holds it; then it is left to them).
+    static func recycle(_ connection: inout HostConnection) {
+        guard !connection.onEventLoop, isKnownUniquelyReferenced(&connection),
+              pthread_getspecific(spareKey) == nil else { return }
+        connection.kept = nil  // (nothing reads it any more)
+        pthread_setspecific(spareKey, Unmanaged.passRetained(connection).toOpaque())
     }
 
     /// Runs `body` holding the lock, if the request is still running.
@@ -382,6 +414,16 @@ final class HostConnection: EnvironSource, RequestHost, ResponseTransport, Gatew
         }
     }
 }
+
+/// Each request thread's spare connection (see `HostConnection.recycle`),
+/// released with the thread.
+private let spareKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { stored in
+        if let stored { Unmanaged<HostConnection>.fromOpaque(stored).release() }
+    }
+    return key
+}()
 
 typealias WaitFunction = @convention(c) (
     UnsafeMutableRawPointer?, (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, UnsafeMutableRawPointer?
