@@ -231,9 +231,13 @@ struct FileUpper: Application {
 /// copy still says. `?keepcopy` keeps only a changed copy (middleware's
 /// way: the request's own environ is dropped, its variables still read by
 /// the copy). `?thread` reads the environ and the body on another thread
-/// while the request runs.
+/// while the request runs. `?keepinput` keeps `swgi.input` unread;
+/// `?readkept` then reads what the kept stream gives (it must be nothing of
+/// this request's body: the connection it reads from is the earlier
+/// request's, not reused while kept) and then its own body.
 struct Kept: Application {
     nonisolated(unsafe) static var kept: Environ?
+    nonisolated(unsafe) static var keptInput: RequestInput?
 
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
         var lines: [String] = []
@@ -241,6 +245,17 @@ struct Kept: Application {
         case "keep":
             Kept.kept = environ
             lines.append("kept")
+        case "keepinput":
+            Kept.keptInput = environ.input
+            lines.append("kept")
+        case "readkept":
+            do {
+                let bytes = try Kept.keptInput?.read() ?? []
+                lines.append("kept input: \(bytes.count) bytes")
+            } catch {
+                lines.append("kept input: error")
+            }
+            lines.append("own body: \((try? environ.input.read().count) ?? -1) bytes")
         case "keepcopy":
             var copy = environ
             copy["HTTP_X_CHANGED"] = "changed"

@@ -290,6 +290,21 @@ def test_kept_environ_keeps_its_deferred_values(server, keep, changed):
     assert header == "yes" and change == changed and int(count) > 20
 
 
+def test_a_kept_input_never_reads_a_later_request(server):
+    """A request thread reuses its host connection for its next request only
+    when nothing holds it: swgi.input kept past its request holds it, so a
+    later request on the same connection (the same process and thread under
+    prefork) gets a connection of its own and the kept stream reads nothing
+    of its body."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("POST", "/kept?keepinput", body=b"a" * 1000)
+    assert conn.getresponse().read() == b"kept\n"
+    for _ in range(3):
+        conn.request("POST", "/kept?readkept", body=b"b" * 2000)
+        assert conn.getresponse().read() == b"kept input: error\nown body: 2000 bytes\n"
+    conn.close()
+
+
 def test_environ_and_input_from_another_thread(server):
     resp, data = request(server, "POST", "/kept/a/b?thread", body=b"x" * 100000)
     assert resp.status == 200
