@@ -583,8 +583,15 @@ const char *swgi_environ_get(swgi_environ_t *env, const char *name, apr_size_t l
         const signed char *candidates = by_length[len];
 
         for (i = 0; candidates[i] >= 0; i++) {
-            if (!memcmp(providers[candidates[i]].name, name, len)
-                && (value = provide(env, candidates[i]))) {
+            const char *candidate = providers[candidates[i]].name;
+
+            /* The last character first: most names of one length differ
+             * there (SERVER_NAME, SERVER_PORT, REMOTE_ADDR, ...), and a
+             * call to memcmp costs more than the whole test. */
+            if (len && candidate[len - 1] != name[len - 1]) {
+                continue;
+            }
+            if (!memcmp(candidate, name, len) && (value = provide(env, candidates[i]))) {
                 return value;
             }
         }
