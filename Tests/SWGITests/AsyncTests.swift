@@ -303,9 +303,9 @@ private final class Seen: Sendable {
     }
 
     @Test func aCancelledRunDoesNotCancelTheNext() {
-        // An executor's runs share one long-lived task; a run whose task is
-        // cancelled (the client went away) ends that task, and the runs after
-        // it are not cancelled.
+        // A run whose task is cancelled (the client went away) while it
+        // still runs from its start on this thread sees it at once; the runs
+        // after it are not cancelled.
         let executor = RequestExecutor()
         defer { executor.shutdown() }
         #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
@@ -315,6 +315,34 @@ private final class Seen: Sendable {
         }
         #expect(cancelled == true)
         #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
+        #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
+    }
+
+    @Test func aCancelFromAnotherThreadReachesATaskStillInItsStart() {
+        // The task runs from its start on this thread, before run() has its
+        // handle; a cancel from another thread then is kept and reaches the
+        // task when it first waits.
+        let executor = RequestExecutor()
+        defer { executor.shutdown() }
+        let clock = ContinuousClock()
+        let began = clock.now
+        let cancelled = executor.run(timeout: .seconds(30)) { () async -> Bool in
+            var thread = pthread_t()
+            let arg = Unmanaged.passRetained(Holder(executor)).toOpaque()
+            pthread_create(&thread, nil, { arg in
+                Unmanaged<Holder<RequestExecutor>>.fromOpaque(arg!).takeRetainedValue().value.cancel()
+                return nil
+            }, arg)
+            pthread_join(thread, nil)
+            do {
+                try await Task.sleep(for: .seconds(10))
+                return false
+            } catch {
+                return Task.isCancelled
+            }
+        }
+        #expect(cancelled == true)
+        #expect(clock.now - began < .seconds(5))
         #expect(executor.run { () async -> Bool in Task.isCancelled } == false)
     }
 

@@ -24,11 +24,10 @@ import Glibc
 ///
 /// A server thread reuses one executor for its requests
 /// (``forCurrentThread()``); one that was left with a task behind is
-/// retired (``shutdown()``) and replaced. The operations of an executor's
-/// runs are run in turn by one long-lived task of its own (so a request
-/// costs no task creation); a run whose task was cancelled ends that task
-/// and the next run starts another. Call ``shutdown()`` when done with an
-/// executor of your own: that task then ends.
+/// retired (``shutdown()``) and replaced. Each run's task starts at once on
+/// the calling thread (`Task.immediate`) and runs there until it first
+/// waits for something that completes elsewhere: a request that never does
+/// (most) queues no job at all.
 ///
 /// A server that runs an event loop instead makes one executor per request
 /// with ``init(schedule:)`` and starts the task with ``start(_:)``, which
@@ -52,11 +51,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var accepting = false  // a run is going on
     @exclusivity(unchecked) private var retired = false    // shut down: no more runs
     @exclusivity(unchecked) private var task: Task<Void, Never>?
-    /// The long-lived task that runs each run's operation (see `drive`).
-    @exclusivity(unchecked) private var driver: Task<Void, Never>?
-    /// The driver waiting for its next operation, or the operation waiting for it.
-    @exclusivity(unchecked) private var idleDriver: UnsafeContinuation<Work?, Never>?
-    @exclusivity(unchecked) private var queued: Work?
+    /// Cancelled before `task` was known (while it ran from its start).
+    @exclusivity(unchecked) private var cancelRequested = false
     /// Whether the last run passed its timeout without progress (set by the
     /// thread that runs, read by it after).
     @exclusivity(unchecked) public private(set) var timedOut = false
@@ -178,38 +174,41 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     package func run(timeout: Duration?, grace: Duration = .seconds(1),
                      _ operation: sending @escaping () async -> Void) -> Bool {
         precondition(schedule == nil, "RequestExecutor.run: an event loop's executor starts tasks with start(_:)")
-        let work = Work { [self] in
+        pthread_mutex_lock(lock)
+        precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
+        finished = false
+        accepting = true
+        cancelRequested = false
+        pthread_mutex_unlock(lock)
+        timedOut = false
+        // The task starts right here, on this thread, and runs until it
+        // first waits for something that completes elsewhere (most requests
+        // never do): no job is queued for its start.
+        let outer = pthread_getspecific(runningKey)
+        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
+        let started = Task.immediate(executorPreference: self) { [self] in
             await operation()
             pthread_mutex_lock(lock)
             finished = true
             pthread_cond_signal(condition)
             pthread_mutex_unlock(lock)
         }
+        pthread_setspecific(runningKey, outer)
         pthread_mutex_lock(lock)
-        precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
-        finished = false
-        accepting = true
-        // The thread's driver task takes the operation: resumed if it waits
-        // for work, else it finds it when it asks. (Creating or resuming it
-        // enqueues its job here, so not under the lock.)
-        let waiting = idleDriver
-        idleDriver = nil
-        if waiting == nil { queued = work }
-        var driverTask = driver
-        task = driverTask
-        pthread_mutex_unlock(lock)
-        if driverTask == nil {
-            driverTask = Task(executorPreference: self) { [self] in await drive() }
-            pthread_mutex_lock(lock)
-            driver = driverTask
-            task = driverTask
+        if finished && head == jobs.count {
+            jobs.removeAll(keepingCapacity: true)
+            head = 0
+            accepting = false
             pthread_mutex_unlock(lock)
+            return true
         }
-        waiting?.resume(returning: work)
-        timedOut = false
+        task = started
+        let cancelNow = cancelRequested
+        pthread_mutex_unlock(lock)
+        if cancelNow { started.cancel() }
         if !drain(timeout: timeout) {
             timedOut = true
-            driverTask?.cancel()
+            started.cancel()
             guard drain(timeout: grace) else {
                 shutdown()
                 return false
@@ -218,55 +217,21 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         return true
     }
 
-    /// The driver: one long-lived task per executor (so per server thread)
-    /// that runs each request's operation in turn, sparing the creation of a
-    /// task per request. A request that cancelled it ends it; the next run
-    /// starts another. It ends when the executor is shut down.
-    private func drive() async {
-        while await runNext() {}
-    }
-
-    /// Waits for the next operation and runs it; false when the driver
-    /// should end. (Its own frame: the operation, and what it holds of its
-    /// request, is released before the driver waits again.)
-    private func runNext() async -> Bool {
-        guard let work = await nextWork() else { return false }
-        await work.operation()
-        if Task.isCancelled {
-            pthread_mutex_lock(lock)
-            driver = nil
-            pthread_mutex_unlock(lock)
-            return false
-        }
-        return true
-    }
-
-    /// The next operation for the driver: waits for `run` to give one; nil
-    /// once the executor is shut down.
-    private func nextWork() async -> Work? {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Work?, Never>) in
-            pthread_mutex_lock(lock)
-            if let work = queued {
-                queued = nil
-                pthread_mutex_unlock(lock)
-                continuation.resume(returning: work)
-            } else if retired {
-                driver = nil
-                pthread_mutex_unlock(lock)
-                continuation.resume(returning: nil)
-            } else {
-                idleDriver = continuation
-                pthread_mutex_unlock(lock)
-            }
-        }
-    }
-
     /// Cancels the task of the current ``run(timeout:_:)`` (the client went away).
     public func cancel() {
         pthread_mutex_lock(lock)
         let task = self.task
+        let starting = task == nil && accepting
+        if starting { cancelRequested = true }
         pthread_mutex_unlock(lock)
-        task?.cancel()
+        if let task {
+            task.cancel()
+        } else if starting && Self.current === self {
+            // Called from the task itself while it still runs from its start
+            // on this thread (its handle is not known yet): it is the current
+            // task. (From elsewhere, `run` cancels it once it has the handle.)
+            withUnsafeCurrentTask { $0?.cancel() }
+        }
     }
 
     /// No more runs: jobs enqueued from now on run on the global concurrent
@@ -276,9 +241,6 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         retired = true
         accepting = false
         task = nil
-        driver = nil
-        let idle = idleDriver
-        idleDriver = nil
         let left = jobs[head...]
         jobs = []
         head = 0
@@ -286,7 +248,6 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         for job in left {
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
-        idle?.resume(returning: nil)  // the driver ends, on the global executor
     }
 
     /// Runs jobs until the task finishes; false when none came for `timeout`.
@@ -367,16 +328,10 @@ private let runningKey: pthread_key_t = {
 private let threadKey: pthread_key_t = {
     var key = pthread_key_t()
     pthread_key_create(&key) { stored in
-        // The thread ends: so does its executor's driver task.
         if let stored { Unmanaged<RequestExecutor>.fromOpaque(stored).takeRetainedValue().shutdown() }
     }
     return key
 }()
-
-/// One run's operation, as the driver task receives it.
-private struct Work: @unchecked Sendable {
-    let operation: () async -> Void
-}
 
 /// Where a task leaves its result for the thread that waits for it (written
 /// before, and read after, the executor's lock is taken).
