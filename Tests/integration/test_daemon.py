@@ -217,7 +217,9 @@ def test_no_request_waits_for_a_full_process_while_another_has_room(daemon_serve
         waited = [int(a["waited"]) // 1000 for a in shorts]
         assert {a["pid"] for a in shorts} == ({str(p) for p in daemon_pids(daemon_server, group)}
                                               - {busy}), (round_, busy, shorts)
-        assert max(waited) < 500, "round %d: waits in ms %s" % (round_, waited)
+        # A short request that waited for the full process would wait about
+        # 1,300 ms (the long one's rest); room for a loaded machine below that.
+        assert max(waited) < 900, "round %d: waits in ms %s" % (round_, waited)
         for pair in range(4):
             two = [in_background(probe, daemon_server, group, "?sleep=400") for _ in range(2)]
             answers = []
@@ -226,7 +228,8 @@ def test_no_request_waits_for_a_full_process_while_another_has_room(daemon_serve
                 assert "value" in result, result
                 answers.append(result["value"])
             waited = [int(a["waited"]) // 1000 for a in answers]
-            assert max(waited) < 200 and answers[0]["pid"] != answers[1]["pid"], (
+            # One that waited for the other would wait its 400 ms.
+            assert max(waited) < 300 and answers[0]["pid"] != answers[1]["pid"], (
                 "round %d, pair %d: waits in ms %s, pids %s" % (
                     round_, pair, waited, [a["pid"] for a in answers]))
 
