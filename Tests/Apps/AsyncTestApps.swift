@@ -18,6 +18,9 @@ import Glibc
 /// - `sleep`: `?ms=` of sleep, then a short answer (load tests);
 /// - `flood`: `?mb=` MiB in 64 KiB chunks from an async producer, as fast
 ///   as the server takes them (the server must pace it, not queue it all);
+/// - `flood-write`: `?mb=` MiB written in 64 KiB chunks by a writing body
+///   that never waits for anything else (so the task never leaves its
+///   start); when a write fails, logs whether the task sees itself cancelled;
 /// - `form`: a sync `environ.form()` read inside the async app, answering
 ///   the fields it found.
 struct AsyncCases: AsyncApplication {
@@ -85,6 +88,24 @@ struct AsyncCases: AsyncApplication {
                 sent += 1
                 return block
             })
+        case "flood-write":
+            let chunks = min(Int(query["mb"] ?? "") ?? 1, 1024) * 16
+            let block = Chunk([UInt8](repeating: UInt8(ascii: "w"), count: 64 * 1024))
+            let errors = environ.errors
+            try startResponse("200 OK", [("Content-Type", "application/octet-stream"),
+                                         ("Content-Length", String(chunks * 64 * 1024))])
+            return AsyncBody { write in
+                var sent = 0
+                do {
+                    while sent < chunks {
+                        try await write(block)
+                        sent += 1
+                    }
+                } catch {
+                    errors.writeLine("AsyncCases: flood-write stopped after \(sent) chunks, cancelled=\(Task.isCancelled)")
+                    throw error
+                }
+            }
         case "form":
             let form = try environ.form()
             try startResponse("200 OK", [("Content-Type", "text/plain")])

@@ -86,6 +86,25 @@ def test_a_client_that_leaves_cancels_the_task(server, no_crash, mark):
     still_serving(server)
 
 
+def test_a_client_that_leaves_cancels_a_task_that_never_waited(server, no_crash, mark):
+    # The body writes 256 MiB and never waits for anything but Apache's
+    # writes, so the task is still in its start on the request thread (its
+    # handle not yet known to the executor) when a write finds the client
+    # gone: the task must see itself cancelled at that moment all the same.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /async?case=flood-write&mb=256 HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = 0
+        while got < 1 << 20:
+            got += len(s.recv(65536))
+    log = server.log_since(mark, wait_for="flood-write stopped after", timeout=20)
+    stopped = re.search(r"AsyncCases: flood-write stopped after (\d+) chunks, cancelled=(\w+)", log)
+    assert stopped, log
+    assert int(stopped.group(1)) < 4096, log  # not the whole body
+    assert "SWGI: the client has gone: the request's task is cancelled" in log
+    assert stopped.group(2) == "true", log
+    still_serving(server)
+
+
 @pytest.mark.skipif(bool(VALGRIND), reason="timing under valgrind")
 def test_no_progress_for_timeout_ends_the_request(server, no_crash, mark):
     # The swgi.test virtual host has Timeout 3.

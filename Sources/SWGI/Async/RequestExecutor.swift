@@ -150,10 +150,17 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     /// Runs `body` with this executor as ``current`` (restored after: runs
     /// nest when an async application is served through BlockingApplication).
     private func asCurrent<R>(_ body: () -> R) -> R {
-        let outer = pthread_getspecific(runningKey)
-        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
+        let outer = becomeCurrent()
         defer { pthread_setspecific(runningKey, outer) }
         return body()
+    }
+
+    /// Makes this executor the thread's ``current``; returns the one before,
+    /// for the caller to restore.
+    private func becomeCurrent() -> UnsafeMutableRawPointer? {
+        let outer = pthread_getspecific(runningKey)
+        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
+        return outer
     }
 
     /// Runs `operation` as a task on this thread and returns its result.
@@ -181,11 +188,11 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         cancelRequested = false
         pthread_mutex_unlock(lock)
         timedOut = false
+        let outer = becomeCurrent()
+        defer { pthread_setspecific(runningKey, outer) }
         // The task starts right here, on this thread, and runs until it
         // first waits for something that completes elsewhere (most requests
         // never do): no job is queued for its start.
-        let outer = pthread_getspecific(runningKey)
-        pthread_setspecific(runningKey, Unmanaged.passUnretained(self).toOpaque())
         let started = Task.immediate(executorPreference: self) { [self] in
             await operation()
             pthread_mutex_lock(lock)
@@ -193,12 +200,9 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             pthread_cond_signal(condition)
             pthread_mutex_unlock(lock)
         }
-        pthread_setspecific(runningKey, outer)
         pthread_mutex_lock(lock)
-        if finished && head == jobs.count {
-            jobs.removeAll(keepingCapacity: true)
-            head = 0
-            accepting = false
+        if finished && head == jobs.count {  // it never waited (most requests)
+            endRun()
             pthread_mutex_unlock(lock)
             return true
         }
@@ -206,10 +210,10 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         let cancelNow = cancelRequested
         pthread_mutex_unlock(lock)
         if cancelNow { started.cancel() }
-        if !drain(timeout: timeout) {
+        if !runJobs(timeout: timeout) {
             timedOut = true
             started.cancel()
-            guard drain(timeout: grace) else {
+            guard runJobs(timeout: grace) else {
                 shutdown()
                 return false
             }
@@ -227,9 +231,10 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         if let task {
             task.cancel()
         } else if starting && Self.current === self {
-            // Called from the task itself while it still runs from its start
-            // on this thread (its handle is not known yet): it is the current
-            // task. (From elsewhere, `run` cancels it once it has the handle.)
+            // Called on the thread of the run while the handle is not known
+            // yet: only the task itself, still in its start, can call here
+            // then, so it is the current task. (From another thread, `run`
+            // cancels it once it has the handle.)
             withUnsafeCurrentTask { $0?.cancel() }
         }
     }
@@ -251,10 +256,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     /// Runs jobs until the task finishes; false when none came for `timeout`.
-    private func drain(timeout: Duration?) -> Bool {
-        asCurrent { runJobs(timeout: timeout) }
-    }
-
+    /// (Called with this executor as ``current``.)
     private func runJobs(timeout: Duration?) -> Bool {
         // The deadline counts from the last progress (the start, or the
         // last job run), read from the clock only when the thread is about
@@ -275,10 +277,7 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
                 }
             }
             if head == jobs.count {  // finished, nothing left to run
-                jobs.removeAll(keepingCapacity: true)
-                head = 0
-                task = nil
-                accepting = false  // later jobs (a task that outlived the request) go elsewhere
+                endRun()
                 pthread_mutex_unlock(lock)
                 return true
             }
@@ -292,6 +291,15 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             job.runSynchronously(on: executor)
             deadline = nil
         }
+    }
+
+    /// The run's task has finished and no job is left: later jobs (a task
+    /// that outlived the request) go elsewhere. Called under `lock`.
+    private func endRun() {
+        jobs.removeAll(keepingCapacity: true)
+        head = 0
+        task = nil
+        accepting = false
     }
 
     private static func deadline(after duration: Duration) -> timespec {
