@@ -345,6 +345,7 @@ typedef struct {
     pthread_mutex_t wlock;              /* writes to fd: the worker's, and the watch's T */
     swgi_reader_t rd;                   /* its buffer is kept between requests */
     int cut;                            /* the watch ended the request (T sent) */
+    int counted;                        /* its request is counted (count_request) */
 } worker_t;
 
 /* Connections are kept between requests: an idle one waits in the epoll set,
@@ -700,10 +701,33 @@ static const swgi_host_v1 daemon_callbacks = {
     NULL
 };
 
+/* A request ends: it counts (maximum-requests, inactivity), once. Before
+ * its D frame goes out: a client that sends its next request as soon as it
+ * has this answer must find the process stopping already, or another worker
+ * could accept that request after the last one maximum-requests allows. */
+static void count_request(worker_t *w)
+{
+    swgi_daemon_t *d = dstate.group;
+
+    if (w->counted) {
+        return;
+    }
+    w->counted = 1;
+    pthread_mutex_lock(&dstate.lock);
+    dstate.requests++;
+    dstate.last_activity = apr_time_now();
+    if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
+        begin_stop("it served maximum-requests");
+    }
+    pthread_mutex_unlock(&dstate.lock);
+}
+
 /* Sends a D frame with result rc. */
 static void send_done(dhost_t *h, int rc)
 {
     swgi_wbuf_t *out = &h->w->out;
+
+    count_request(h->w);
 
     swgi_wbuf_begin(out, 'D', 0);
     swgi_wbuf_u32(out, (uint32_t)rc);
@@ -761,6 +785,7 @@ static int serve(worker_t *w, int fd, int *began)
     }
     w->busy_since = apr_time_now();
     pthread_mutex_unlock(&dstate.lock);
+    w->counted = 0;
     *began = 1;
 
     /* One copy of the frame, which stays in the reader's buffer only until
@@ -884,7 +909,6 @@ static int arm(int fd, int op)
 /* One request on fd, counted; then fd waits for the next, or is closed. */
 static void serve_connection(worker_t *w, int fd, int in_epoll)
 {
-    swgi_daemon_t *d = dstate.group;
     int keep, began = 0;
 
     keep = serve(w, fd, &began);
@@ -904,16 +928,14 @@ static void serve_connection(worker_t *w, int fd, int in_epoll)
     }
     pthread_mutex_unlock(&w->wlock);
 
+    if (began) {
+        count_request(w);   /* if no D went out */
+    }
     pthread_mutex_lock(&dstate.lock);
     if (began) {
         dstate.active--;
         publish();
-        dstate.requests++;
-        dstate.last_activity = apr_time_now();
         w->busy_since = 0;
-        if (d->maximum_requests && dstate.requests >= d->maximum_requests) {
-            begin_stop("it served maximum-requests");
-        }
     }
     if (keep && !dstate.stopping && fd < MAX_IDLE_FD
         && arm(fd, in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD) == 0) {
@@ -959,8 +981,17 @@ static void *worker_main(void *arg)
             break;          /* stopping */
         }
         if (fd == dstate.listen_fd) {
-            int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+            int conn, stopping;
 
+            /* A stopping process takes no new connection: it waits in the
+             * backlog for another process (the listener is not armed again). */
+            pthread_mutex_lock(&dstate.lock);
+            stopping = dstate.stopping;
+            pthread_mutex_unlock(&dstate.lock);
+            if (stopping) {
+                continue;
+            }
+            conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
             arm(fd, EPOLL_CTL_MOD);
             if (conn < 0) {
                 continue;   /* another process took it */
@@ -976,9 +1007,11 @@ static void *worker_main(void *arg)
             continue;
         }
         /* An idle connection with its next request (or its end). Stopping
-         * may have closed it, and its number may be a new connection's. */
+         * may have closed it, and its number may be a new connection's; a
+         * stopping process leaves it to the watch, which closes it unread
+         * (its Apache child sends the request again, to another process). */
         pthread_mutex_lock(&dstate.lock);
-        if (fd >= MAX_IDLE_FD || !dstate.idle[fd]) {
+        if (fd >= MAX_IDLE_FD || !dstate.idle[fd] || dstate.stopping) {
             pthread_mutex_unlock(&dstate.lock);
             continue;
         }

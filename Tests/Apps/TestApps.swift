@@ -331,7 +331,9 @@ func onAnotherThread(_ body: @escaping () -> Void) {
 /// `?sleep=MS` waits before it answers; `?trap` crashes the process (a Swift
 /// trap); `?overflow` overflows the stack; `?trap-after-start` sends the head
 /// and a first chunk, then traps;
-/// `?grow=MIB` keeps that much more memory for the life of the process.
+/// `?grow=MIB` keeps that much more memory for the life of the process;
+/// `?linger=MS` writes the whole answer (with its Content-Length, so the
+/// client has it all) and only then waits, before the request ends.
 /// The answer: `pid= uid= gid= cwd= umask= multithread= multiprocess= group=
 /// waited=` lines; `waited` is the microseconds from when Apache read the
 /// request (mod_swgi.request_start) to when the application began it.
@@ -374,8 +376,16 @@ struct DaemonProbe: Application {
             "group=\(environ["mod_swgi.process_group"] ?? "-")",
             "waited=\(waited)",
         ]
+        let text = lines.joined(separator: "\n") + "\n"
+        if let ms = Int(query["linger"] ?? "") {
+            let write = try startResponse("200 OK", [("Content-Type", "text/plain"),
+                                                     ("Content-Length", String(text.utf8.count))])
+            try write(Chunk(text))
+            usleep(UInt32(ms) * 1000)
+            return []
+        }
         try startResponse("200 OK", [("Content-Type", "text/plain")])
-        return [Chunk(lines.joined(separator: "\n") + "\n")]
+        return [Chunk(text)]
     }
 }
 
