@@ -68,6 +68,8 @@ struct swgi_daemon_proc_t {
     int generation;             /* the configuration it belongs to */
     int retired;                /* Apache restarts or stops: not replaced */
     int slot;                   /* in the group's procs and free_threads */
+    int registered;             /* with the MPM (apr_proc_other_child_register) */
+    int ended;                  /* its process is gone and not replaced */
     apr_proc_t proc;
 };
 
@@ -123,6 +125,84 @@ static void retire(swgi_daemon_proc_t *dp)
     }
 }
 
+/* Every process record registered with the MPM, in the process pool's
+ * user data, which outlives configurations and this module. A registration
+ * points to maintenance(), code of this module, which Apache unloads with
+ * each configuration (and may load elsewhere): each configuration's end
+ * takes the registrations back (end_records), and the next configuration
+ * registers again the records whose processes still run (a graceful
+ * restart's retired ones). Left in place, the process pool's destruction at
+ * exit called into the unloaded module: the parent died of SIGSEGV at every
+ * stop in daemon mode, before some daemon processes had their SIGTERM. */
+#define RECORDS_KEY "mod_swgi daemon records 1"
+
+static apr_array_header_t *records(void)
+{
+    void *list = NULL;
+
+    apr_pool_userdata_get(&list, RECORDS_KEY, process_pool);
+    if (!list) {
+        list = apr_array_make(process_pool, 8, sizeof(swgi_daemon_proc_t *));
+        apr_pool_userdata_set(list, RECORDS_KEY, apr_pool_cleanup_null, process_pool);
+    }
+    return list;
+}
+
+static void maintenance(int reason, void *data, int status);
+
+static void register_record(swgi_daemon_proc_t *dp)
+{
+    apr_proc_other_child_register(&dp->proc, maintenance, dp, NULL, process_pool);
+    dp->registered = 1;
+}
+
+static void unregister_record(swgi_daemon_proc_t *dp)
+{
+    if (dp->registered) {
+        dp->registered = 0;
+        apr_proc_other_child_unregister(dp);
+    }
+}
+
+/* The configuration ends (pconf's cleanup, while this module is loaded). */
+static apr_status_t end_records(void *data)
+{
+    apr_array_header_t *list = records();
+    int i;
+
+    if (getpid() != *(pid_t *)data) {
+        return APR_SUCCESS;     /* a copy of the configuration in another process */
+    }
+    for (i = 0; i < list->nelts; i++) {
+        unregister_record(APR_ARRAY_IDX(list, i, swgi_daemon_proc_t *));
+    }
+    return APR_SUCCESS;
+}
+
+/* A configuration begins: the records of processes still running are
+ * registered again, with this load of the module; the others are dropped. */
+static void begin_records(apr_pool_t *pconf)
+{
+    apr_array_header_t *list = records();
+    pid_t *parent = apr_palloc(pconf, sizeof(*parent));
+    int i, kept = 0;
+
+    for (i = 0; i < list->nelts; i++) {
+        swgi_daemon_proc_t *dp = APR_ARRAY_IDX(list, i, swgi_daemon_proc_t *);
+
+        if (dp->ended) {
+            continue;
+        }
+        if (!dp->registered) {
+            register_record(dp);
+        }
+        APR_ARRAY_IDX(list, kept++, swgi_daemon_proc_t *) = dp;
+    }
+    list->nelts = kept;
+    *parent = getpid();
+    apr_pool_cleanup_register(pconf, parent, end_records, apr_pool_cleanup_null);
+}
+
 /* The MPM's news of one process (apr_proc_other_child_*). */
 static void maintenance(int reason, void *data, int status)
 {
@@ -132,7 +212,8 @@ static void maintenance(int reason, void *data, int status)
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
-        apr_proc_other_child_unregister(dp);
+        unregister_record(dp);
+        dp->ended = 1;          /* unless started again below */
         if (dp->retired || dp->generation != generation) {
             /* Its configuration (and group record) may be gone. */
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf,
@@ -180,9 +261,11 @@ static void start_process(swgi_daemon_proc_t *dp)
     if (rv != APR_INPARENT) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, d->server,
                      "cannot fork a daemon process for SWGI process group '%s'", d->name);
+        dp->ended = 1;
         return;
     }
-    apr_proc_other_child_register(&dp->proc, maintenance, dp, NULL, process_pool);
+    dp->ended = 0;
+    register_record(dp);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, d->server,
                  "started daemon process %" APR_PID_T_FMT " of SWGI process group '%s'",
                  dp->proc.pid, d->name);
@@ -278,6 +361,8 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     generation = ap_state_query(AP_SQ_CONFIG_GEN);
     process_pool = s->process->pool;
     process_argv = (char **)s->process->argv;
+    /* Before the groups' cleanups (end_group), so that it runs after them. */
+    begin_records(pconf);
 
     for (i = 0; i < swgi_daemons->nelts; i++) {
         swgi_daemon_t *d = APR_ARRAY_IDX(swgi_daemons, i, swgi_daemon_t *);
@@ -312,6 +397,7 @@ int swgi_daemon_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             dp->generation = generation;
             dp->slot = slot;
             d->procs[slot] = dp;
+            APR_ARRAY_PUSH(records(), swgi_daemon_proc_t *) = dp;
             start_process(dp);
         }
     }
@@ -1240,11 +1326,6 @@ static void daemon_main(swgi_daemon_proc_t *dp)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    /* Gone with the Apache parent, whatever way it goes. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-    if (getppid() == 1) {
-        _exit(0);
-    }
 
     /* Only this group's listener: not Apache's ports, not other groups'. */
     ap_close_listeners();
@@ -1259,6 +1340,13 @@ static void daemon_main(swgi_daemon_proc_t *dp)
 
     if (become(d) < 0) {
         _exit(EXIT_STARTUP_FAILED);
+    }
+    /* Gone with the Apache parent, whatever way it goes (a crash too). Set
+     * after become(): a change of user clears it. A parent gone before
+     * this is seen here. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != d->parent_pid) {
+        _exit(0);
     }
 
     /* The workers' pools are used at once on their threads: their allocator

@@ -6,6 +6,8 @@ import collections
 import http.client
 import json
 import os
+import pwd
+import signal
 import socket
 import subprocess
 import threading
@@ -642,6 +644,37 @@ def test_configuration_errors_name_the_directive_and_the_reason(build, line, mes
     result = server.apachectl("-t")
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_daemons_end_with_an_apache_parent_that_dies(build):
+    """An Apache parent that dies without its cleanups (SIGKILL here; a crash
+    alike) takes its daemon processes with it, also when they changed user
+    (as root they run as Apache's User: a change of user clears the
+    parent-death signal, which must be set after it). A daemon left behind
+    kept swgi-express waiting for ever in CI."""
+    module, apps = build
+    site = ("SWGIDaemonProcess main processes=2 threads=2\n"
+            "SWGIAppAlias /main/probe @ROOT@/apps/libSWGITestApps.so entry=daemon\n"
+            "SWGIProcessGroup main\n")
+    server = Apache(module, site=site, apps={"libSWGITestApps.so": apps["SWGITestApps"]}).start()
+    parent = server.pid
+    daemons = daemon_pids(server, "main")
+    others = set(server.children()) - set(daemons)
+    try:
+        assert len(daemons) == 2
+        assert probe(server, "main")["uid"] == str(pwd.getpwnam("www-data").pw_uid if AS_ROOT else os.getuid())
+        os.kill(parent, signal.SIGKILL)
+        deadline = time.time() + 5
+        while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in daemons):
+            time.sleep(0.05)
+        assert not [p for p in daemons if os.path.exists("/proc/%d" % p)], "daemons outlived their parent"
+    finally:
+        server.pid = None
+        for pid in daemons + list(others):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
