@@ -5,13 +5,25 @@ import Foundation
 /// logs on the terminal; SIGINT/SIGTERM stop it and wait for it, so that no
 /// process is left behind; with reload, a changed library is installed anew
 /// and Apache restarted gracefully (SIGUSR1).
+///
+/// Apache is started with posix_spawn and waited for with waitpid, in a
+/// process group of its own. (Foundation's `Process` learns that a child
+/// ended when every holder of a socket it gives the child has closed it:
+/// Apache's own children and daemon processes inherit that socket, so one
+/// that outlived Apache kept swgi-express waiting for ever.) Once Apache has
+/// ended, whatever is left of its group is stopped.
 final class ForegroundServer: @unchecked Sendable {
     let root: ServerRoot
     let reload: Bool
-    private let process = Process()
     private var signalSources: [any DispatchSourceSignal] = []
     private var watcher: (any DispatchSourceTimer)?
     private var stamps: [String: Stamp] = [:]
+    // Apache's pid, and its wait status once reaped; under `lock`, so that
+    // no signal goes to a pid that was reaped (and may be reused).
+    private let lock = NSLock()
+    private var pid: pid_t = 0
+    private var status: Int32?
+    private var stopRequested = false
 
     struct Stamp: Equatable {
         let inode: UInt64
@@ -25,14 +37,10 @@ final class ForegroundServer: @unchecked Sendable {
     }
 
     func start() throws {
-        let httpd = [root.environment.httpd, "-d", root.path, "-f", root.conf, "-DFOREGROUND"]
+        var command = [root.environment.httpd, "-d", root.path, "-f", root.conf, "-DFOREGROUND"]
         if let setpriv = which(["setpriv"], extra: ["/usr/bin"]) {
             // Apache ends with swgi-express even if swgi-express is killed outright.
-            process.executableURL = URL(fileURLWithPath: setpriv)
-            process.arguments = ["--pdeathsig", "TERM", "--"] + httpd
-        } else {
-            process.executableURL = URL(fileURLWithPath: httpd[0])
-            process.arguments = Array(httpd.dropFirst())
+            command = [setpriv, "--pdeathsig", "TERM", "--"] + command
         }
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
@@ -41,7 +49,7 @@ final class ForegroundServer: @unchecked Sendable {
             source.resume()
             signalSources.append(source)
         }
-        try process.run()
+        try spawn(command)
         if reload {
             for mount in root.mounts { stamps[mount.library] = Self.stamp(mount.library) }
             let timer = DispatchSource.makeTimerSource(queue: .global())
@@ -57,8 +65,8 @@ final class ForegroundServer: @unchecked Sendable {
     func waitUntilListening(timeout: Double = 30) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            guard process.isRunning else {
-                throw Failure("Apache stopped at start (status \(process.terminationStatus)); its error log is above.")
+            if let status = reapIfEnded() {
+                throw Failure("Apache stopped at start (\(Self.describe(status))); its error log is above.")
             }
             if Self.accepts(host: root.settings.host, port: root.settings.port) { return }
             usleep(50_000)
@@ -81,16 +89,92 @@ final class ForegroundServer: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+        lock.lock()
+        defer { lock.unlock() }
+        if pid > 0 && status == nil {
+            stopRequested = true
+            kill(pid, SIGTERM)
         }
     }
 
-    /// Waits for Apache to end; its exit status (0 after a stop by signal).
+    /// Waits for Apache to end, then stops what is left of its process
+    /// group; its exit status (0 after a stop asked for by a signal, 128 +
+    /// the signal's number when a signal ended it otherwise).
     func wait() -> Int32 {
-        process.waitUntilExit()
+        // Blocks until Apache ends without reaping it (WNOWAIT): until it is
+        // reaped under the lock, its pid stays Apache's for stop().
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let status = reapIfEnded() ?? 0
         watcher?.cancel()
-        return process.terminationReason == .uncaughtSignal ? 0 : process.terminationStatus
+        endGroup()
+        lock.lock()
+        let asked = stopRequested
+        lock.unlock()
+        if (status & 0x7f) != 0 && (status & 0x7f) != 0x7f {
+            let signal = status & 0x7f
+            if asked && (signal == SIGTERM || signal == SIGINT) { return 0 }
+            warn("swgi-express: Apache ended by signal \(signal)")
+            return 128 + signal
+        }
+        return (status >> 8) & 0xff
+    }
+
+    private func spawn(_ command: [String]) throws {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // No signal blocked, every signal's default action (swgi-express
+        // ignores SIGINT, SIGTERM and SIGHUP), and a process group of its own.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, command[0], nil, &attributes, argv, environ)
+        guard rc == 0 else {
+            throw Failure("cannot start \(command[0]): \(String(cString: strerror(rc)))")
+        }
+        lock.lock()
+        pid = child
+        lock.unlock()
+    }
+
+    /// Apache's wait status if it has ended (reaped here, once).
+    private func reapIfEnded() -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if status == nil {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
+        }
+        return status
+    }
+
+    /// Stops what is left of Apache's process group (its children and
+    /// daemon processes end with it; this is for any that did not): SIGTERM,
+    /// then SIGKILL after two seconds.
+    private func endGroup() {
+        guard pid > 0, kill(-pid, SIGTERM) == 0 else { return }
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline {
+            if kill(-pid, 0) != 0 { return }
+            usleep(20_000)
+        }
+        warn("swgi-express: processes of Apache's group were still running two seconds after it ended: killed")
+        kill(-pid, SIGKILL)
+    }
+
+    static func describe(_ status: Int32) -> String {
+        (status & 0x7f) == 0 ? "status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
     }
 
     private func checkForChanges() {
@@ -108,9 +192,12 @@ final class ForegroundServer: @unchecked Sendable {
                 warn("swgi-express: cannot install the new \(mount.library): \(error)")
             }
         }
-        if !changed.isEmpty, process.isRunning {
+        if !changed.isEmpty {
+            lock.lock()
+            defer { lock.unlock() }
+            guard pid > 0 && status == nil else { return }
             warn("swgi-express: \(changed.joined(separator: ", ")) changed: graceful restart")
-            kill(process.processIdentifier, SIGUSR1)
+            kill(pid, SIGUSR1)
         }
     }
 
