@@ -161,15 +161,16 @@ final class ForegroundServer: @unchecked Sendable {
 
     /// Stops what is left of Apache's process group (its children and
     /// daemon processes end with it; this is for any that did not): SIGTERM,
-    /// then SIGKILL after two seconds.
+    /// and SIGKILL after 20 seconds (past a daemon's default graceful-timeout
+    /// of 15 s for the requests it was serving).
     private func endGroup() {
         guard pid > 0, kill(-pid, SIGTERM) == 0 else { return }
-        let deadline = Date().addingTimeInterval(2)
+        let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if kill(-pid, 0) != 0 { return }
             usleep(20_000)
         }
-        warn("swgi-express: processes of Apache's group were still running two seconds after it ended: killed")
+        warn("swgi-express: processes of Apache's group were still running 20 s after it ended: killed")
         kill(-pid, SIGKILL)
     }
 
