@@ -74,6 +74,7 @@ struct swgi_daemon_proc_t {
 };
 
 static int generation;
+static pid_t parent_pid;         /* the Apache parent (post_config's process) */
 static apr_pool_t *process_pool;
 static char **process_argv;     /* Apache's argv, for display-name */
 
@@ -170,7 +171,7 @@ static apr_status_t end_records(void *data)
     apr_array_header_t *list = records();
     int i;
 
-    if (getpid() != *(pid_t *)data) {
+    if (getpid() != parent_pid) {
         return APR_SUCCESS;     /* a copy of the configuration in another process */
     }
     for (i = 0; i < list->nelts; i++) {
@@ -184,7 +185,6 @@ static apr_status_t end_records(void *data)
 static void begin_records(apr_pool_t *pconf)
 {
     apr_array_header_t *list = records();
-    pid_t *parent = apr_palloc(pconf, sizeof(*parent));
     int i, kept = 0;
 
     for (i = 0; i < list->nelts; i++) {
@@ -199,8 +199,8 @@ static void begin_records(apr_pool_t *pconf)
         APR_ARRAY_IDX(list, kept++, swgi_daemon_proc_t *) = dp;
     }
     list->nelts = kept;
-    *parent = getpid();
-    apr_pool_cleanup_register(pconf, parent, end_records, apr_pool_cleanup_null);
+    parent_pid = getpid();
+    apr_pool_cleanup_register(pconf, NULL, end_records, apr_pool_cleanup_null);
 }
 
 /* The MPM's news of one process (apr_proc_other_child_*). */

@@ -66,7 +66,7 @@ final class ForegroundServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let status = reapIfEnded() {
-                throw Failure("Apache stopped at start (\(Self.describe(status))); its error log is above.")
+                throw Failure("Apache stopped at start (\(WaitStatus(status))); its error log is above.")
             }
             if Self.accepts(host: root.settings.host, port: root.settings.port) { return }
             usleep(50_000)
@@ -88,11 +88,13 @@ final class ForegroundServer: @unchecked Sendable {
         } == 0
     }
 
+    /// Asks Apache to stop (SIGTERM); asked before it was started, it is
+    /// stopped as soon as it is.
     func stop() {
         lock.lock()
         defer { lock.unlock() }
+        stopRequested = true
         if pid > 0 && status == nil {
-            stopRequested = true
             kill(pid, SIGTERM)
         }
     }
@@ -105,19 +107,16 @@ final class ForegroundServer: @unchecked Sendable {
         // reaped under the lock, its pid stays Apache's for stop().
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-        let status = reapIfEnded() ?? 0
+        let status = WaitStatus(reapIfEnded() ?? 0)
         watcher?.cancel()
         endGroup()
         lock.lock()
         let asked = stopRequested
         lock.unlock()
-        if (status & 0x7f) != 0 && (status & 0x7f) != 0x7f {
-            let signal = status & 0x7f
-            if asked && (signal == SIGTERM || signal == SIGINT) { return 0 }
-            warn("swgi-express: Apache ended by signal \(signal)")
-            return 128 + signal
-        }
-        return (status >> 8) & 0xff
+        guard let signal = status.signal else { return status.exitCode }
+        if asked && (signal == SIGTERM || signal == SIGINT) { return 0 }
+        warn("swgi-express: Apache ended by \(status)")
+        return 128 + signal
     }
 
     private func spawn(_ command: [String]) throws {
@@ -145,6 +144,7 @@ final class ForegroundServer: @unchecked Sendable {
         }
         lock.lock()
         pid = child
+        if stopRequested { kill(child, SIGTERM) }
         lock.unlock()
     }
 
@@ -172,10 +172,6 @@ final class ForegroundServer: @unchecked Sendable {
         }
         warn("swgi-express: processes of Apache's group were still running 20 s after it ended: killed")
         kill(-pid, SIGKILL)
-    }
-
-    static func describe(_ status: Int32) -> String {
-        (status & 0x7f) == 0 ? "status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
     }
 
     private func checkForChanges() {
@@ -206,5 +202,25 @@ final class ForegroundServer: @unchecked Sendable {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return Stamp(inode: UInt64(info.st_ino), size: Int64(info.st_size), mtime: Int(info.st_mtim.tv_sec) * 1_000_000_000 + info.st_mtim.tv_nsec)
+    }
+}
+
+/// A wait status from waitpid (the C macros WIFSIGNALED and the others are
+/// not visible from Swift).
+struct WaitStatus: CustomStringConvertible {
+    let raw: Int32
+
+    init(_ raw: Int32) { self.raw = raw }
+
+    /// The signal that ended the process, if one did.
+    var signal: Int32? {
+        let number = raw & 0x7f
+        return number != 0 && number != 0x7f ? number : nil
+    }
+
+    var exitCode: Int32 { (raw >> 8) & 0xff }
+
+    var description: String {
+        signal.map { "signal \($0)" } ?? "status \(exitCode)"
     }
 }

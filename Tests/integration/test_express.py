@@ -78,6 +78,23 @@ def test_serve_with_each_mpm_and_stop_leaves_nothing(express, mpm):
     assert "resuming normal operations" in log  # Apache's error log reached the terminal
 
 
+def test_serve_reports_an_apache_that_a_signal_ended_and_leaves_nothing(express):
+    """Apache's parent killed outright (as a crash ends it): serve exits with
+    128 + the signal's number, says so, and stops what was left of Apache's
+    process group (its children; daemon processes)."""
+    apps = express.apps
+    served = Served(express, "/hello=" + apps["Hello"])
+    assert get(served, "/hello")[1] == b"Hello world!\n"
+    with open(os.path.join(served.root, "run", "httpd.pid")) as f:
+        os.kill(int(f.read().strip()), signal.SIGKILL)
+    code = served.process.wait(timeout=30)
+    leftover = subprocess.run(["pgrep", "-f", served.root], capture_output=True, text=True).stdout.split()
+    log = served.process.stderr.read()
+    assert code == 128 + signal.SIGKILL, log
+    assert "swgi-express: Apache ended by signal 9" in log
+    assert leftover == [], log
+
+
 def test_ctrl_c_stops_it_too(express):
     served = Served(express, express.apps["Hello"])
     assert get(served, "/")[1] == b"Hello world!\n"
