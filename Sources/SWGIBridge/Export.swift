@@ -36,8 +36,9 @@ public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
 /// A host that runs an event loop (swgi-serve) calls `handle_async`
 /// instead: the task then runs on that loop, and nothing blocks.
 public func exportApplication<A: AsyncApplication>(_ app: A) -> UnsafeRawPointer {
-    makeTable(ApplicationBox(serve: { request in serveAsync(app, request) },
-                             serveOnLoop: { request, done in serveOnEventLoop(app, request, done) }))
+    let gateway = AsyncGateway(app)
+    return makeTable(ApplicationBox(serve: { request in serveAsync(gateway, request) },
+                                    serveOnLoop: { request, done in serveOnEventLoop(gateway, request, done) }))
 }
 
 private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
@@ -131,10 +132,10 @@ private func runValidated<A: Application>(_ app: A, _ environ: Environ, _ host: 
 
 /// Serves one request to an async application: the same environ and
 /// response as ``serve(_:_:)``, the application run as a task on this thread.
-func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+func serveAsync(_ gateway: any AsyncGatewayCall, _ request: UnsafePointer<swgi_request_v1>) -> Int32 {
     guard let callbacks = request.pointee.callbacks else { return 500 }
     var host = HostConnection.forRequest(request.pointee, callbacks: callbacks)
-    let result = serveAsync(app, request, host)
+    let result = serveAsync(gateway, request, host)
     HostConnection.recycle(&host)
     return result
 }
@@ -142,20 +143,20 @@ func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_req
 /// The request's own part (see `serve`): a task left behind at a timeout
 /// still holds the connection, which is then not reused.
 @inline(never)
-private func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>,
-                                             _ host: HostConnection) -> Int32 {
+private func serveAsync(_ gateway: any AsyncGatewayCall, _ request: UnsafePointer<swgi_request_v1>,
+                        _ host: HostConnection) -> Int32 {
     let req = request.pointee
     let executor = RequestExecutor.forCurrentThread()
     host.requestExecutor = executor
-    // The task has the environ while it runs; this thread looks at it again
+    // The task has the request while it runs; this thread looks at it again
     // only after the task has finished or been left behind. (No local holds
-    // it: the shared object must be its only owner outside the task.)
-    let shared = SharedRequest(requestEnviron(req, host))
-    let validating = validates(req, shared.environ)
+    // its environ: the shared object must be its only owner outside the task.)
+    let shared = SharedRequest(gateway, requestEnviron(req, host), host)
+    shared.validating = validates(req, shared.environ)
     let timeout = requestTimeout(request)
-    let finished = executor.run(timeout: timeout) {
-        shared.outcome = await runGateway(app, shared, host, validating: validating)
-    }
+    // (An operation that captures one object has it for its context: no
+    // allocation a request for the closure.)
+    let finished = executor.run(timeout: timeout) { await shared.run() }
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(host.applicationName) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
@@ -171,19 +172,20 @@ private func serveAsync<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<
 /// (handle_async): the task's jobs go to the host's `schedule`, its reads
 /// and writes await the host's readiness instead of blocking, and `done`
 /// tells the host how it ended. Returns at once.
-func serveOnEventLoop<A: AsyncApplication>(_ app: A, _ request: UnsafePointer<swgi_request_v1>,
-                                           _ done: DoneFunction) -> Int32 {
+func serveOnEventLoop(_ gateway: any AsyncGatewayCall, _ request: UnsafePointer<swgi_request_v1>,
+                      _ done: DoneFunction) -> Int32 {
     let req = request.pointee
     guard let callbacks = req.callbacks, HostConnection.servesOnEventLoop(callbacks) else { return 500 }
     let host = HostConnection(req, callbacks: callbacks, onEventLoop: true)
     let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
     host.requestExecutor = executor
-    let shared = SharedRequest(requestEnviron(req, host))
-    let validating = validates(req, shared.environ)
+    let shared = SharedRequest(gateway, requestEnviron(req, host), host)
+    shared.validating = validates(req, shared.environ)
     // The host's pointer and its done: plain C values, used once, at the end.
     let ending = UncheckedBox((done, req.host))
     executor.start {
-        let outcome = await runGateway(app, shared, host, validating: validating)
+        await shared.run()
+        let outcome = shared.outcome!
         endRequest(&shared.environ, host)
         // Nothing more goes to the host's loop: what the task leaves behind
         // (a task of its own) runs on the global executor.
@@ -204,15 +206,28 @@ private func validates(_ req: swgi_request_v1, _ environ: Environ) -> Bool {
     return environ["SWGI_VALIDATE"] == "1"
 }
 
-/// Runs an async application for the request through the gateway (in the
-/// validator when `validating`).
-private func runGateway<A: AsyncApplication>(_ app: A, _ shared: SharedRequest, _ host: HostConnection,
-                                             validating: Bool) async -> GatewayOutcome {
-    let environ = shared.environ
-    if validating {
-        return await runValidated(app, environ, host)
+/// An async application, typed away once, when it is exported: a request
+/// reaches it through this one reference, held by its ``SharedRequest``.
+protocol AsyncGatewayCall: AnyObject, Sendable {
+    /// Runs the application for the request through the gateway (in the
+    /// validator when the request says so).
+    func run(_ request: SharedRequest) async -> GatewayOutcome
+}
+
+final class AsyncGateway<A: AsyncApplication>: AsyncGatewayCall {
+    let app: A
+
+    init(_ app: A) {
+        self.app = app
     }
-    return await Gateway.run(async: app, environ: environ, transport: host, reporter: host)
+
+    func run(_ request: SharedRequest) async -> GatewayOutcome {
+        let environ = request.environ
+        if request.validating {
+            return await runValidated(app, environ, request.host)
+        }
+        return await Gateway.run(async: app, environ: environ, transport: request.host, reporter: request.host)
+    }
 }
 
 /// The validator's path, a function of its own: the unvalidated request's
@@ -266,11 +281,21 @@ private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Durati
 /// which uses it only before the task starts and after it has finished (or
 /// was left behind at a timeout, when the host is closed under its lock).
 final class SharedRequest: @unchecked Sendable {
+    let gateway: any AsyncGatewayCall
+    let host: HostConnection
     @exclusivity(unchecked) var environ: Environ
+    @exclusivity(unchecked) var validating = false
     /// How the task ended, once it has.
     @exclusivity(unchecked) var outcome: GatewayOutcome?
 
-    init(_ environ: Environ) {
+    init(_ gateway: any AsyncGatewayCall, _ environ: Environ, _ host: HostConnection) {
+        self.gateway = gateway
         self.environ = environ
+        self.host = host
+    }
+
+    /// The request's task: the application through the gateway.
+    func run() async {
+        outcome = await gateway.run(self)
     }
 }
