@@ -151,12 +151,16 @@ private func serveAsync(_ gateway: any AsyncGatewayCall, _ request: UnsafePointe
     // The task has the request while it runs; this thread looks at it again
     // only after the task has finished or been left behind. (No local holds
     // its environ: the shared object must be its only owner outside the task.)
-    let shared = SharedRequest(gateway, requestEnviron(req, host), host)
+    let shared = SharedRequest(gateway, requestEnviron(req, host), host, endingRunOf: executor)
     shared.validating = validates(req, shared.environ)
     let timeout = requestTimeout(request)
     // (An operation that captures one object has it for its context: no
-    // allocation a request for the closure.)
-    let finished = executor.run(timeout: timeout) { await shared.run() }
+    // allocation a request for the closure. The request tells the executor
+    // when it has ended, from the gateway's last lines: see
+    // `Gateway.run(async:...:ending:)`. The closure itself still switches
+    // back after its call, which goes through a protocol: the compiler keeps
+    // that switch even with nothing after it.)
+    let finished = executor.run(timeout: timeout, endingItself: { await shared.run() })
     if executor.timedOut, let timeout {
         host.log(.error, "SWGI application \(host.applicationName) made no progress for \(timeout.components.seconds) s (Timeout): its task was cancelled and the request ended")
     }
@@ -179,7 +183,7 @@ func serveOnEventLoop(_ gateway: any AsyncGatewayCall, _ request: UnsafePointer<
     let host = HostConnection(req, callbacks: callbacks, onEventLoop: true)
     let executor = RequestExecutor(schedule: { executor, job in host.schedule(job, on: executor) })
     host.requestExecutor = executor
-    let shared = SharedRequest(gateway, requestEnviron(req, host), host)
+    let shared = SharedRequest(gateway, requestEnviron(req, host), host, endingRunOf: nil)
     shared.validating = validates(req, shared.environ)
     // The host's pointer and its done: plain C values, used once, at the end.
     let ending = UncheckedBox((done, req.host))
@@ -210,8 +214,9 @@ private func validates(_ req: swgi_request_v1, _ environ: Environ) -> Bool {
 /// reaches it through this one reference, held by its ``SharedRequest``.
 protocol AsyncGatewayCall: AnyObject, Sendable {
     /// Runs the application for the request through the gateway (in the
-    /// validator when the request says so).
-    func run(_ request: SharedRequest) async -> GatewayOutcome
+    /// validator when the request says so); the request is told how it
+    /// ended (``SharedRequest/ended(_:)``) before this returns.
+    func run(_ request: SharedRequest) async
 }
 
 final class AsyncGateway<A: AsyncApplication>: AsyncGatewayCall {
@@ -221,12 +226,14 @@ final class AsyncGateway<A: AsyncApplication>: AsyncGatewayCall {
         self.app = app
     }
 
-    func run(_ request: SharedRequest) async -> GatewayOutcome {
+    func run(_ request: SharedRequest) async {
         let environ = request.environ
         if request.validating {
-            return await runValidated(app, environ, request.host)
+            await runValidated(app, environ, request)
+        } else {
+            await Gateway.run(async: app, environ: environ, transport: request.host, reporter: request.host,
+                              ending: request)
         }
-        return await Gateway.run(async: app, environ: environ, transport: request.host, reporter: request.host)
     }
 }
 
@@ -235,8 +242,9 @@ final class AsyncGateway<A: AsyncApplication>: AsyncGatewayCall {
 /// time).
 @inline(never)
 private func runValidated<A: AsyncApplication>(_ app: A, _ environ: Environ,
-                                               _ host: HostConnection) async -> GatewayOutcome {
-    await Gateway.run(async: Validator(app), environ: environ, transport: host, reporter: host)
+                                               _ request: SharedRequest) async {
+    await Gateway.run(async: Validator(app), environ: environ, transport: request.host, reporter: request.host,
+                      ending: request)
 }
 
 /// The request's environ over the host's variables (the host is their source).
@@ -280,22 +288,33 @@ private func requestTimeout(_ request: UnsafePointer<swgi_request_v1>) -> Durati
 /// What the request's task shares with the thread that serves it,
 /// which uses it only before the task starts and after it has finished (or
 /// was left behind at a timeout, when the host is closed under its lock).
-final class SharedRequest: @unchecked Sendable {
+final class SharedRequest: GatewayEnding, @unchecked Sendable {
     let gateway: any AsyncGatewayCall
     let host: HostConnection
+    /// The executor whose run the task is, told when the request has ended
+    /// (none for an event loop's).
+    let executor: RequestExecutor?
     @exclusivity(unchecked) var environ: Environ
     @exclusivity(unchecked) var validating = false
     /// How the task ended, once it has.
     @exclusivity(unchecked) var outcome: GatewayOutcome?
 
-    init(_ gateway: any AsyncGatewayCall, _ environ: Environ, _ host: HostConnection) {
+    init(_ gateway: any AsyncGatewayCall, _ environ: Environ, _ host: HostConnection,
+         endingRunOf executor: RequestExecutor?) {
         self.gateway = gateway
         self.environ = environ
         self.host = host
+        self.executor = executor
     }
 
-    /// The request's task: the application through the gateway.
+    /// The request's task: the application through the gateway, which
+    /// calls ``ended(_:)`` last.
     func run() async {
-        outcome = await gateway.run(self)
+        await gateway.run(self)
+    }
+
+    func ended(_ outcome: GatewayOutcome) {
+        self.outcome = outcome
+        executor?.operationEnded()
     }
 }

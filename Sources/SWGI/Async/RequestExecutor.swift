@@ -171,15 +171,22 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
     public func run<T>(timeout: Duration? = nil, grace: Duration = .seconds(1),
                        _ operation: sending @escaping () async -> T) -> T? {
         let result = ResultSlot<T>()
-        let finished = run(timeout: timeout, grace: grace) { result.value = await operation() }
+        let finished = run(timeout: timeout, grace: grace, endingItself: { [self] in
+            result.value = await operation()
+            operationEnded()
+        })
         return finished ? result.value : nil
     }
 
-    /// ``run(timeout:grace:_:)`` for an operation that leaves its result
-    /// itself: true when it finished, false when it was left behind. Not
-    /// generic, so a server's request pays no lookup of generic metadata.
+    /// ``run(timeout:grace:_:)`` for an operation that leaves its result and
+    /// reports its end itself: it calls ``operationEnded()`` as the last
+    /// thing it does. True when it finished, false when it was left behind.
+    /// Not generic, so a server's request pays no lookup of generic metadata.
+    /// (The task's closure then has nothing to run after the operation
+    /// returns, and no switch back to this executor: see
+    /// `Gateway.run(async:...:ending:)`.)
     package func run(timeout: Duration?, grace: Duration = .seconds(1),
-                     _ operation: sending @escaping () async -> Void) -> Bool {
+                     endingItself operation: sending @escaping () async -> Void) -> Bool {
         precondition(schedule == nil, "RequestExecutor.run: an event loop's executor starts tasks with start(_:)")
         pthread_mutex_lock(lock)
         precondition(!retired && !accepting, "RequestExecutor.run: the executor is retired or already running")
@@ -197,12 +204,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         // (A task typed as throwing takes the closure as the runtime does:
         // no reabstraction thunk, which cost an allocation and two task
         // frames a request.)
-        let started = Task<Void, any Error>.immediate(executorPreference: self) { [self] () async throws in
+        let started = Task<Void, any Error>.immediate(executorPreference: self) { () async throws in
             await operation()
-            pthread_mutex_lock(lock)
-            finished = true
-            pthread_cond_signal(condition)
-            pthread_mutex_unlock(lock)
         }
         pthread_mutex_lock(lock)
         if finished && head == jobs.count {  // it never waited (most requests)
@@ -223,6 +226,15 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
             }
         }
         return true
+    }
+
+    /// The operation of ``run(timeout:grace:endingItself:)`` has ended (it
+    /// returns without awaiting anything more).
+    package func operationEnded() {
+        pthread_mutex_lock(lock)
+        finished = true
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(lock)
     }
 
     /// Cancels the task of the current ``run(timeout:_:)`` (the client went away).
