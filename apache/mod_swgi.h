@@ -78,7 +78,6 @@ typedef struct {
     int listen_backlog;
     apr_int64_t memory_limit;       /* bytes of RSS, 0: no limit */
     /* Set by the parent in post_config. */
-    pid_t parent_pid;               /* the process that started the group */
     const char *socket_path;
     int listen_fd;
     swgi_daemon_proc_t **procs;     /* `processes` slots */

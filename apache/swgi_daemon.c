@@ -74,7 +74,8 @@ struct swgi_daemon_proc_t {
 };
 
 static int generation;
-static pid_t parent_pid;         /* the Apache parent (post_config's process) */
+static pid_t parent_pid;         /* the Apache parent (post_config's process): the
+                                 * one that starts and stops groups and processes */
 static apr_pool_t *process_pool;
 static char **process_argv;     /* Apache's argv, for display-name */
 
@@ -280,7 +281,7 @@ static apr_status_t end_group(void *data)
 
     /* Only the parent that started the group stops it, never a process
      * that happens to destroy its copy of the configuration. */
-    if (getpid() != d->parent_pid) {
+    if (getpid() != parent_pid) {
         return APR_SUCCESS;
     }
     for (slot = 0; d->procs && slot < d->processes; slot++) {
@@ -341,7 +342,6 @@ static int make_listener(swgi_daemon_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
         return -1;
     }
     d->listen_fd = fd;
-    d->parent_pid = getpid();
     apr_pool_cleanup_register(pconf, d, end_group, apr_pool_cleanup_null);
     return 0;
 }
@@ -1345,7 +1345,7 @@ static void daemon_main(swgi_daemon_proc_t *dp)
      * after become(): a change of user clears it. A parent gone before
      * this is seen here. */
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-    if (getppid() != d->parent_pid) {
+    if (getppid() != parent_pid) {
         _exit(0);
     }
 

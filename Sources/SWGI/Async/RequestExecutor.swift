@@ -135,7 +135,8 @@ public final class RequestExecutor: TaskExecutor, @unchecked Sendable {
         precondition(!retired && !accepting, "RequestExecutor.start: the executor is retired or already running")
         accepting = true
         pthread_mutex_unlock(lock)
-        let task = Task<Void, any Error>(executorPreference: self) { () async throws in await operation() }  // (typed as `task`)
+        // (A Task<Void, any Error>, as `task` holds it: see run.)
+        let task = Task<Void, any Error>(executorPreference: self) { () async throws in await operation() }
         pthread_mutex_lock(lock)
         self.task = task
         pthread_mutex_unlock(lock)
