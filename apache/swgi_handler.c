@@ -149,6 +149,17 @@ static int content_length(swgi_bytes b, apr_off_t *length)
     return 1;
 }
 
+/* Whether line is Apache's own status line for status ("200 OK"): then
+ * r->status_line is left NULL and Apache writes the same line from
+ * r->status, without the copy and the parse (strtol) a line of ours costs it
+ * in its header filter. Any other reason phrase is kept as given. */
+static int canonical_status_line(int status, swgi_bytes line)
+{
+    const char *own = ap_is_HTTP_VALID_RESPONSE(status) ? ap_get_status_line(status) : NULL;
+
+    return own && strlen(own) == line.len && !memcmp(own, line.data, line.len);
+}
+
 int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
                                const swgi_pair *headers, size_t nheaders)
 {
@@ -164,7 +175,8 @@ int swgi_host_start_response(void *h, int status, swgi_bytes status_line,
         apr_table_clear(r->headers_out);
     }
     r->status = status;
-    r->status_line = apr_pstrmemdup(r->pool, status_line.data, status_line.len);
+    r->status_line = canonical_status_line(status, status_line)
+                     ? NULL : apr_pstrmemdup(r->pool, status_line.data, status_line.len);
     for (i = 0; i < nheaders; i++) {
         swgi_bytes name = headers[i].name, value = headers[i].value;
 

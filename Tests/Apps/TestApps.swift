@@ -166,12 +166,15 @@ struct Misbehave: Application {
     }
 }
 
-/// ?status=NNN: that status, with a body the server must drop for 204/304.
+/// ?status=NNN: that status, with a body the server must drop for 204/304;
+/// &reason=TEXT: that reason phrase instead of the usual one.
 struct Status: Application {
     func callAsFunction(_ environ: Environ, _ startResponse: StartResponse) throws -> Body {
-        let code = environ.query["status"] ?? "200"
+        let query = environ.query
+        let code = query["status"] ?? "200"
         let reasons = ["200": "OK", "204": "No Content", "304": "Not Modified", "404": "Not Found", "201": "Created"]
-        try startResponse("\(code) \(reasons[code] ?? "Other")", [("Content-Type", "text/plain"), ("X-Status", code)])
+        let reason = query["reason"] ?? reasons[code] ?? "Other"
+        try startResponse("\(code) \(reason)", [("Content-Type", "text/plain"), ("X-Status", code)])
         return ["body for \(code)\n"]
     }
 }

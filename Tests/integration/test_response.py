@@ -98,6 +98,17 @@ def test_other_statuses_pass_through(server):
     assert resp.status == 404 and data == b"body for 404\n"
 
 
+def test_reason_phrases_are_the_applications(server):
+    # Apache's own line for the code ("200 OK") and the application's own
+    # reason, for a known code and for one Apache has no line for.
+    for query, status, reason in (("status=200", 200, "OK"), ("status=200&reason=Fine", 200, "Fine"),
+                                  ("status=404&reason=Nowhere", 404, "Nowhere"),
+                                  ("status=299", 299, "Other"), ("status=201&reason=OK", 201, "OK")):
+        resp, data = get(server, "/status?" + query)
+        assert (resp.status, resp.reason) == (status, reason), query
+        assert data == b"body for %d\n" % status
+
+
 def test_write_function_and_swgi_errors(server, mark):
     resp, data = get(server, "/writes")
     assert data == b"one\ntwo\nthree\n"
