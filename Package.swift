@@ -80,6 +80,10 @@ let package = Package(
         ], path: "Benchmarks/Sources", swiftSettings: swiftSettings),
         .testTarget(name: "SWGITests", dependencies: ["SWGI", "SWGITesting", "SWGISessions", "SWGIStatic"],
                     swiftSettings: swiftSettings),
+        // The bridge through the C ABI, its host's calls from many threads
+        // (scripts/test runs it under ThreadSanitizer too).
+        .testTarget(name: "SWGIBridgeTests", dependencies: ["SWGIBridge", "CSWGIABI", "SWGITestApps"],
+                    swiftSettings: swiftSettings),
         // Applications the integration tests serve through Apache (Tests/integration).
         .target(name: "SWGITestApps", dependencies: ["SWGIBridge", "SWGIStatic"], path: "Tests/Apps",
                 swiftSettings: swiftSettings),
