@@ -20,7 +20,7 @@ internal import SWGIStatic
 /// returns for the life of the process; the application is retained for as
 /// long.
 public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
-    makeTable(ApplicationBox { request in serve(app, request) })
+    makeTable(SyncApplicationBox(app))
 }
 
 /// Makes an async application servable: each request runs as a task whose
@@ -36,9 +36,7 @@ public func exportApplication<A: Application>(_ app: A) -> UnsafeRawPointer {
 /// A host that runs an event loop (swgi-serve) calls `handle_async`
 /// instead: the task then runs on that loop, and nothing blocks.
 public func exportApplication<A: AsyncApplication>(_ app: A) -> UnsafeRawPointer {
-    let gateway = AsyncGateway(app)
-    return makeTable(ApplicationBox(serve: { request in serveAsync(gateway, request) },
-                                    serveOnLoop: { request, done in serveOnEventLoop(gateway, request, done) }))
+    makeTable(AsyncApplicationBox(AsyncGateway(app)))
 }
 
 private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
@@ -52,21 +50,59 @@ private func makeTable(_ application: ApplicationBox) -> UnsafeRawPointer {
         context: box.toOpaque(),
         handle: handleRequest,
         flags: SWGI_APP_LAZY_ENVIRON,
-        handle_async: application.serveOnLoop == nil ? nil : handleRequestOnLoop
+        handle_async: application.servesOnLoop ? handleRequestOnLoop : nil
     ))
     return UnsafeRawPointer(table)
 }
 
-/// The application, typed away behind the one closure the C entry calls.
-final class ApplicationBox: Sendable {
-    let serve: @Sendable (UnsafePointer<swgi_request_v1>) -> Int32
-    /// handle_async, for an async application.
-    let serveOnLoop: (@Sendable (UnsafePointer<swgi_request_v1>, DoneFunction) -> Int32)?
+/// The application, typed away behind the methods the C entries call.
+///
+/// Every request of every thread goes through this one object, which lives
+/// as long as the process: the entries borrow it, and its subclasses hold
+/// the application (or its gateway) in a stored `let`, so that a request
+/// does not write to it. (A box of closures had a closure context retained
+/// and released around each call: two atomic writes a request to a line
+/// that every request thread of a child shares. An async request's shared
+/// state still retains the gateway: held `unowned(unsafe)`, it was retained
+/// on each load instead, the same count.)
+class ApplicationBox {
+    /// Whether `handle_async` is offered: an async application's box.
+    var servesOnLoop: Bool { false }
 
-    init(serve: @escaping @Sendable (UnsafePointer<swgi_request_v1>) -> Int32,
-         serveOnLoop: (@Sendable (UnsafePointer<swgi_request_v1>, DoneFunction) -> Int32)? = nil) {
-        self.serve = serve
-        self.serveOnLoop = serveOnLoop
+    /// `handle`.
+    func serve(_ request: UnsafePointer<swgi_request_v1>) -> Int32 { 500 }
+
+    /// `handle_async`, for an async application.
+    func serveOnLoop(_ request: UnsafePointer<swgi_request_v1>, _ done: DoneFunction) -> Int32 { 500 }
+}
+
+final class SyncApplicationBox<A: Application>: ApplicationBox {
+    let app: A
+
+    init(_ app: A) {
+        self.app = app
+    }
+
+    override func serve(_ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+        SWGIBridge.serve(app, request)
+    }
+}
+
+final class AsyncApplicationBox<A: AsyncApplication>: ApplicationBox {
+    let gateway: AsyncGateway<A>
+
+    init(_ gateway: AsyncGateway<A>) {
+        self.gateway = gateway
+    }
+
+    override var servesOnLoop: Bool { true }
+
+    override func serve(_ request: UnsafePointer<swgi_request_v1>) -> Int32 {
+        serveAsync(gateway, request)
+    }
+
+    override func serveOnLoop(_ request: UnsafePointer<swgi_request_v1>, _ done: DoneFunction) -> Int32 {
+        serveOnEventLoop(gateway, request, done)
     }
 }
 
@@ -78,17 +114,15 @@ typealias DoneFunction = @convention(c) (UnsafeMutableRawPointer?, Int32) -> Voi
 private let handleRequest: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<swgi_request_v1>?) -> Int32 = {
     context, request in
     guard let context, let request else { return 500 }
-    return Unmanaged<ApplicationBox>.fromOpaque(context).takeUnretainedValue().serve(request)
+    return Unmanaged<ApplicationBox>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.serve(request) }
 }
 
 /// `swgi_app_v1.handle_async`, for an async application's box.
 private let handleRequestOnLoop: @convention(c) (
     UnsafeMutableRawPointer?, UnsafePointer<swgi_request_v1>?, DoneFunction?
 ) -> Int32 = { context, request, done in
-    guard let context, let request, let done,
-          let serve = Unmanaged<ApplicationBox>.fromOpaque(context).takeUnretainedValue().serveOnLoop
-    else { return 500 }
-    return serve(request, done)
+    guard let context, let request, let done else { return 500 }
+    return Unmanaged<ApplicationBox>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.serveOnLoop(request, done) }
 }
 
 // Written once, never mutated or freed: safe to share across threads.
