@@ -126,7 +126,13 @@ final class Response: WriterSink {
     /// The request's environ: whether it is a HEAD request is asked only
     /// when a body falls short of its length.
     let environ: Environ
+    /// What startResponse set, until it is sent (then nil: `headSent`).
     var head: ResponseHead?
+    /// What each chunk is checked against, kept apart from `head` so that
+    /// the checks do not copy it (a copy retains its two buffers).
+    var started = false
+    var contentLength: Int?
+    var allowsBody = true
     var headSent = false
     var sent = 0
     var knownLength: Int?
@@ -156,13 +162,17 @@ final class Response: WriterSink {
     }
 
     func start(_ status: String, _ headers: [(String, String)], _ excInfo: (any Error)?) throws -> Writer {
-        if head != nil {
+        if started {
             guard let excInfo else {
                 throw SWGIError(.startResponseTwice, "startResponse was called a second time without excInfo")
             }
             if headSent { throw excInfo }
         }
-        head = try ResponseHead(status: status, headers: headers)
+        let head = try ResponseHead(status: status, headers: headers)
+        contentLength = head.contentLength
+        allowsBody = head.allowsBody
+        self.head = head
+        started = true
         executor = RequestExecutor.current
         return Writer(self)
     }
@@ -206,7 +216,7 @@ final class Response: WriterSink {
         if ended {
             throw SWGIError(.responseNotStarted, "write called after the response ended")
         }
-        guard let head else {
+        guard started else {
             throw SWGIError(.responseNotStarted, "the application produced body bytes before calling startResponse")
         }
         if clientGone {
@@ -215,7 +225,7 @@ final class Response: WriterSink {
         if chunk.isEmpty { return true }
         try sendHeadIfNeeded()
         var count = chunk.count
-        if let limit = head.contentLength, sent + count > limit {
+        if let limit = contentLength, sent + count > limit {
             count = limit - sent
             log(.error, "SWGI application \(name) returned more bytes than its Content-Length of \(limit); the response was cut at \(limit) bytes")
         }
@@ -231,11 +241,11 @@ final class Response: WriterSink {
     /// Hands a file region to the transport, when it takes files and the
     /// region fits the declared length. True when the region was sent.
     func sendFile(_ region: FileRegion) throws -> Bool {
-        guard let head else {
+        guard started else {
             throw SWGIError(.responseNotStarted, "the application returned a file body before calling startResponse")
         }
         if clientGone { throw SWGIError(.clientDisconnected, "the client has disconnected") }
-        if let limit = head.contentLength, limit != region.length { return false }
+        if let limit = contentLength, limit != region.length { return false }
         knownLength = region.length
         try sendHeadIfNeeded()
         if region.length == 0 { return true }
@@ -252,11 +262,11 @@ final class Response: WriterSink {
 
     /// Ends the response: sends the head if the body was empty, checks the length.
     func finish() throws {
-        guard let head else {
+        guard started else {
             throw SWGIError(.responseNotStarted, "the application returned without calling startResponse")
         }
         try sendHeadIfNeeded()
-        if let limit = head.contentLength, sent < limit, head.allowsBody, environ.requestMethod != "HEAD" {
+        if let limit = contentLength, sent < limit, allowsBody, environ.requestMethod != "HEAD" {
             throw SWGIError(.contentLengthMismatch, "the application returned \(sent) bytes, fewer than its Content-Length of \(limit)")
         }
     }
@@ -282,7 +292,7 @@ final class Response: WriterSink {
     }
 
     private func sendHeadIfNeeded() throws {
-        guard !headSent, var head else { return }
+        guard !headSent, var head = head.take() else { return }
         if head.contentLength == nil, let knownLength, head.allowsBody {
             head.headers.append(("Content-Length", String(knownLength)))
         }
