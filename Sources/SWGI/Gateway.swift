@@ -130,10 +130,15 @@ final class Response: WriterSink {
     var head: ResponseHead?
     /// What each chunk is checked against, kept apart from `head` so that
     /// the checks do not copy it (a copy retains its two buffers).
-    var started = false
     var contentLength: Int?
     var allowsBody = true
     var headSent = false
+    /// Whether startResponse succeeded (the head is set, or already sent).
+    var started: Bool {
+        if headSent { return true }
+        if case .none = head { return false }
+        return true
+    }
     var sent = 0
     var knownLength: Int?
     var clientGone = false
@@ -172,7 +177,6 @@ final class Response: WriterSink {
         contentLength = head.contentLength
         allowsBody = head.allowsBody
         self.head = head
-        started = true
         executor = RequestExecutor.current
         return Writer(self)
     }
